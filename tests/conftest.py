@@ -1,0 +1,27 @@
+"""Shared fixtures: where ../shared lives, deterministic torch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SDR2HDR_SHARED", REPO.parent / "shared"))
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """The ../shared folder beside the checkout (data, spec, reference values)."""
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data folder not found at {SHARED} (set SDR2HDR_SHARED)")
+    return SHARED
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
