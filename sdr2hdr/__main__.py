@@ -1,0 +1,3 @@
+from sdr2hdr.cli import main
+
+main()

@@ -1,0 +1,25 @@
+"""The one exception type the CLI turns into a one-line error and a non-zero exit."""
+
+from __future__ import annotations
+
+
+class Sdr2HdrError(Exception):
+    """A user-facing failure (bad input, missing weights, unwritable output).
+
+    The message must be one line and name the file or option at fault. The
+    CLI prints ``error: <message>`` and exits with :attr:`exit_code`.
+    """
+
+    exit_code = 2
+
+
+class InputError(Sdr2HdrError):
+    """The input file or data is missing, unreadable, or unsuitable."""
+
+
+class OutputError(Sdr2HdrError):
+    """The output cannot be written (exists, unwritable, same as the input)."""
+
+
+class WeightsError(Sdr2HdrError):
+    """Model weights are missing, truncated, tampered with, or incompatible."""

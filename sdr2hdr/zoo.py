@@ -1,0 +1,208 @@
+"""Model registry: a name maps to an architecture, its scale, its weights file,
+the file's sha256 and what it was trained on (in the spirit of spandrel/timm).
+
+Weights are safetensors files (never pickles) carrying metadata
+(``architecture``, ``scale``, ``variant``, ``recipe``, ``date``, ...). A
+registered file is verified against its sha256 before a single tensor is
+read; a file given by path is checked for valid safetensors and metadata.
+Every failure is a one-line :class:`~sdr2hdr.errors.WeightsError` naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from sdr2hdr.errors import WeightsError
+
+#: Architectures a weights file may name, and how to build them (lazy imports keep start-up fast).
+ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {}
+
+
+def register_architecture(name: str) -> Callable[[Callable[[int], nn.Module]], Callable[[int], nn.Module]]:
+    """Decorator: ``@register_architecture("jsinet")`` on ``build(scale) -> nn.Module``."""
+
+    def deco(fn: Callable[[int], nn.Module]) -> Callable[[int], nn.Module]:
+        ARCHITECTURES[name] = fn
+        return fn
+
+    return deco
+
+
+@register_architecture("jsinet")
+def _build_jsinet(scale: int) -> nn.Module:
+    from sdr2hdr.models import JSInet
+
+    return JSInet(scale=scale)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registry row. ``file`` is relative to the weights folder; None for weight-free baselines."""
+
+    name: str
+    architecture: str
+    scale: int
+    variant: str  # "jsinet", "jsigan" or "baseline"
+    file: str | None
+    sha256: str | None
+    trained_on: str
+    description: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["parameters"] = self.parameters
+        return d
+
+    @property
+    def parameters(self) -> int:
+        """Number of learned parameters of the architecture at this scale."""
+        return count_parameters(ARCHITECTURES[self.architecture](self.scale))
+
+
+#: name -> entry. Trained weights are added here with their sha256 once they
+#: exist (see weights/README.md); random weights are never registered.
+REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(entry: ModelEntry) -> ModelEntry:
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def weights_dir() -> Path:
+    """Where registered weight files live: ``$SDR2HDR_WEIGHTS``, else the installed
+    ``sdr2hdr/weights`` data folder, else the source checkout's ``weights/``."""
+    env = os.environ.get("SDR2HDR_WEIGHTS")
+    if env:
+        return Path(env)
+    pkg = Path(__file__).resolve().parent
+    installed = pkg / "weights"
+    if installed.is_dir():
+        return installed
+    return pkg.parent / "weights"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_safetensors(path: Path, expected_sha256: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file (tensors on CPU, metadata dict), verifying its hash first.
+
+    Raises :class:`WeightsError` for a missing, truncated, tampered or non-safetensors file.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    data = path.read_bytes()
+    if expected_sha256 is not None:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != expected_sha256:
+            raise WeightsError(
+                f"weights file {path} fails its sha256 check (expected {expected_sha256[:12]}…, got {digest[:12]}…): "
+                "truncated or modified; re-download or re-train it"
+            )
+    try:
+        tensors = st_load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + header_len])
+    except (SafetensorError, ValueError, json.JSONDecodeError, OverflowError) as exc:
+        raise WeightsError(f"{path} is not a valid safetensors file ({str(exc).splitlines()[0]})") from None
+    return tensors, dict(header.get("__metadata__") or {})
+
+
+def save_weights(model: nn.Module, path: Path, *, architecture: str, scale: int, variant: str, **metadata: object) -> str:
+    """Write ``model``'s state dict as safetensors with metadata; return the file's sha256.
+
+    Extra metadata values are stored as strings (dicts/lists as JSON).
+    """
+    from safetensors.torch import save_file
+
+    meta = {"architecture": architecture, "scale": str(scale), "variant": variant, "format": "sdr2hdr-weights-1"}
+    for k, v in metadata.items():
+        meta[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+    return sha256_file(path)
+
+
+def resolve(name_or_path: str) -> tuple[ModelEntry | None, Path | None]:
+    """A registry name -> (entry, file or None); an existing path -> (None, path)."""
+    if name_or_path in REGISTRY:
+        entry = REGISTRY[name_or_path]
+        return entry, (weights_dir() / entry.file if entry.file else None)
+    if name_or_path in {default_model_name(s, g) for s in (2, 4) for g in (False, True)}:
+        raise WeightsError(missing_weights_message(name_or_path))
+    p = Path(name_or_path)
+    if p.suffix == ".safetensors" or p.exists() or os.sep in name_or_path:
+        return None, p
+    known = ", ".join(sorted(REGISTRY)) or "none registered yet"
+    raise WeightsError(f"unknown model {name_or_path!r} (known: {known}; or give a .safetensors path)")
+
+
+def default_model_name(scale: int, gan: bool) -> str:
+    return f"{'jsigan' if gan else 'jsinet'}-x{scale}"
+
+
+def load_model(name_or_path: str, *, device: str | torch.device = "cpu", scale: int | None = None) -> nn.Module:
+    """Build and load a model by registry name or safetensors path, in eval mode on ``device``.
+
+    ``scale`` (optional) is checked against the weights' scale. The returned
+    module has ``.scale`` and maps ``B x 3 x H x W`` BT.709 limited-range
+    Y'CbCr code values / 255 to ``B x 3 x sH x sW`` BT.2020 PQ limited-range
+    Y'CbCr code values / 1023.
+    """
+    entry, path = resolve(name_or_path)
+    if entry is not None and path is None:
+        model = ARCHITECTURES[entry.architecture](entry.scale)
+        arch_scale = entry.scale
+    else:
+        assert path is not None
+        tensors, meta = read_safetensors(path, entry.sha256 if entry else None)
+        arch = meta.get("architecture")
+        if arch not in ARCHITECTURES:
+            raise WeightsError(f"{path}: metadata names no known architecture ({arch!r})")
+        try:
+            arch_scale = int(meta.get("scale", "0"))
+        except ValueError:
+            raise WeightsError(f"{path}: bad scale in metadata ({meta.get('scale')!r})") from None
+        model = ARCHITECTURES[arch](arch_scale)
+        try:
+            model.load_state_dict(tensors, strict=True)
+        except RuntimeError as exc:
+            raise WeightsError(f"{path}: tensors do not fit {arch} x{arch_scale} ({str(exc).splitlines()[0]})") from None
+    if scale is not None and arch_scale != scale:
+        raise WeightsError(f"model {name_or_path} is x{arch_scale}, but --scale {scale} was asked for")
+    return model.eval().to(device)
+
+
+def missing_weights_message(name: str) -> str:
+    """The one-line message when a default model has no trained weights yet."""
+    return (
+        f"no trained weights for {name!r}: the registry has no entry for it yet "
+        f"(train them with 'sdr2hdr train', see weights/README.md, or pass --model PATH.safetensors)"
+    )
