@@ -46,7 +46,9 @@ _register()
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: ``sdr2hdr``."""
     try:
-        cli.main(args=argv, prog_name="sdr2hdr", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="sdr2hdr", standalone_mode=False)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
     except click.exceptions.Abort:
         click.echo("error: interrupted", err=True)
         sys.exit(130)
