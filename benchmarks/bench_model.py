@@ -1,0 +1,149 @@
+"""Benchmark JSInet forward: full network vs the convolution stack alone.
+
+    python benchmarks/bench_model.py                      # CPU, 1x3x128x128 LR, x2 and x4
+    python benchmarks/bench_model.py --device cuda        # CUDA, 1x3x540x960 LR, fp32/fp16/bf16
+    python benchmarks/bench_model.py --ops                # also time the dynamic-filter variants
+
+For each scale: warm-up, then the median of N timed forwards under
+``torch.inference_mode``, of (a) the full JSInet and (b) the same network with
+``conv_only=True`` (guided filter + every convolution, no softmax / dynamic
+filtering / sigmoid / combination).  Prints absolute times and full/conv-only.
+On CUDA also under fp16 and bf16 autocast (channels_last with ``--channels-last``).
+
+``--ops`` times the dynamic filters alone: the tap loop used by JSInet vs
+im2col (unfold) + einsum, on the filter tensors of the same input size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sdr2hdr.models import JSInet  # noqa: E402
+from sdr2hdr.models import ops  # noqa: E402
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_fn(fn, device: torch.device, warmup: int, runs: int) -> float:
+    """Median wall time in ms."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts) * 1e3
+
+
+def bench_net(scale: int, args, device: torch.device, dtype_name: str) -> None:
+    torch.manual_seed(0)
+    net = JSInet(scale).to(device).eval()
+    x = torch.rand(1, 3, args.height, args.width, device=device) * 0.8 + 0.06
+    if args.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    if dtype_name == "fp32":
+        ctx = contextlib.nullcontext
+    else:
+        dt = {"fp16": torch.float16, "bf16": torch.bfloat16}[dtype_name]
+
+        def ctx():
+            return torch.autocast(device_type=device.type, dtype=dt)
+
+    def run(conv_only: bool):
+        with ctx():
+            return net(x, conv_only=conv_only)
+
+    with torch.inference_mode():
+        t_full = time_fn(lambda: run(False), device, args.warmup, args.runs)
+        t_conv = time_fn(lambda: run(True), device, args.warmup, args.runs)
+        # Interleave a second round to smooth out drifts in machine load.
+        t_full = min(t_full, time_fn(lambda: run(False), device, 1, args.runs))
+        t_conv = min(t_conv, time_fn(lambda: run(True), device, 1, args.runs))
+    hr = f"{args.height * scale}x{args.width * scale}"
+    print(
+        f"x{scale} {dtype_name:4s} LR {args.height}x{args.width} -> HR {hr}: "
+        f"full {t_full:9.2f} ms | conv-only {t_conv:9.2f} ms | ratio {t_full / t_conv:.3f}",
+        flush=True,
+    )
+
+
+def bench_ops(scale: int, args, device: torch.device) -> None:
+    torch.manual_seed(0)
+    h, w, s2 = args.height, args.width, scale * scale
+    x = torch.rand(1, 3, h, w, device=device)
+    fl = torch.randn(1, 81 * s2, h, w, device=device)
+    fv = torch.randn(1, 41 * s2, h, w, device=device)
+    fh = torch.randn(1, 41 * s2, h, w, device=device)
+    with torch.inference_mode():
+        rows = [
+            ("softmax 81 taps (separate)", lambda: torch.softmax(fl.view(1, 81, s2, h, w), 1)),
+            ("LCE 9x9 tap loop", lambda: ops.dynamic_local_filter(x, fl, scale)),
+            ("LCE softmax fused + tap loop", lambda: ops.dynamic_local_filter(x, fl, scale, softmax=True)),
+            ("LCE 9x9 unfold+einsum", lambda: ops.dynamic_local_filter_unfold(x, fl, scale)),
+            ("DR 41+41 tap loop", lambda: ops.dynamic_separable_filter(x, fv, fh, scale)),
+            ("DR 41+41 unfold+einsum", lambda: ops.dynamic_separable_filter_unfold(x, fv, fh, scale)),
+            ("guided filter decomposition", lambda: ops.decompose(x)),
+        ]
+        for name, fn in rows:
+            try:
+                t = time_fn(fn, device, args.warmup, args.runs)
+                print(f"  x{scale} {name:30s} {t:9.2f} ms", flush=True)
+            except RuntimeError as e:  # e.g. out of memory for unfold at large sizes
+                print(f"  x{scale} {name:30s} failed: {str(e).splitlines()[0]}", flush=True)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--height", type=int, default=None, help="LR height (default 128 CPU, 540 CUDA)")
+    ap.add_argument("--width", type=int, default=None, help="LR width (default 128 CPU, 960 CUDA)")
+    ap.add_argument("--scales", type=int, nargs="+", default=[2, 4])
+    ap.add_argument("--runs", type=int, default=None, help="timed runs (default 5 CPU, 20 CUDA)")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--dtypes", nargs="+", default=None, help="fp32 fp16 bf16 (default: fp32 on CPU, all on CUDA)")
+    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--ops", action="store_true", help="also time the dynamic-filter implementations alone")
+    args = ap.parse_args()
+
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.height = args.height or (540 if cuda else 128)
+    args.width = args.width or (960 if cuda else 128)
+    args.runs = args.runs or (20 if cuda else 5)
+    dtypes = args.dtypes or (["fp32", "fp16", "bf16"] if cuda else ["fp32"])
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"CPU, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {name}, channels_last={args.channels_last}", flush=True)
+    for scale in args.scales:
+        for dt in dtypes:
+            bench_net(scale, args, device, dt)
+        if args.ops:
+            bench_ops(scale, args, device)
+
+
+if __name__ == "__main__":
+    main()
