@@ -200,6 +200,13 @@ def test_rgb_bt2020_and_torch_inputs(cases):
     assert hdrvdp(t.astype(np.float32), r.astype(np.float32)).Q == pytest.approx(q, abs=1e-3)
 
 
+def test_nan_pixels_count_as_surround_luminance(cases):
+    t, r = cases["test05"][:40, :40].copy(), cases["ref"][:40, :40]
+    t[3, 5] = np.nan
+    filled = np.where(np.isnan(t), 1e-5, t)
+    assert hdrvdp(t, r, device="cpu").Q == hdrvdp(filled, r).Q
+
+
 def test_invalid_inputs():
     a = np.ones((16, 40))
     with pytest.raises(ValueError, match="17"):
