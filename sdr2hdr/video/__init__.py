@@ -1,0 +1,1 @@
+"""Video I/O: probing, decoding to model input, HDR10 encoding, the sample clip."""

@@ -1,0 +1,454 @@
+"""The one place where PyAV frames become tensors and tensors become PyAV frames.
+
+Model input (what :func:`model_input` returns)
+-----------------------------------------------
+``B x 3 x H x W`` float, **BT.709 non-constant-luminance Y'CbCr, limited
+range, 8-bit code values / 255**, planes in Y, Cb, Cr order, chroma at full
+resolution (the JSInet convention, see :mod:`sdr2hdr.color`). Sources in
+another matrix (BT.601), range (full / "PC" / yuvj) or bit depth (10-bit
+ProRes, ...) are *converted* to it with :func:`sdr2hdr.color.convert_ycbcr`
+(exact re-encoding of the same R'G'B', not rounded), never relabelled. RGB
+sources (gbrp, rgb24, ...) are encoded with the BT.709 matrix. The primaries
+and transfer of SD sources (SMPTE 170M / BT.470BG primaries, BT.601
+transfer) are taken as BT.709 / BT.1886, as players do (their primaries
+differ by less than 0.01 in xy).
+
+Chroma up-sampling (source 4:2:0 / 4:2:2 -> 4:4:4): separable **bilinear**
+interpolation at the source's chroma sample positions, edge samples
+repeated. Positions follow the codec's chroma siting: "left" (MPEG-2, H.264,
+HEVC, VP9, AV1 default: horizontally co-sited with even luma columns,
+vertically half-way between two luma rows), "center" (MPEG-1, JPEG) or
+"topleft" (co-sited both ways). For "left" 4:2:0 that means luma column
+``2i`` takes chroma sample ``i`` and column ``2i+1`` the mean of ``i`` and
+``i+1``; luma rows ``2j`` / ``2j+1`` take ``3/4, 1/4`` mixes of chroma rows
+``j-1, j`` / ``j, j+1``. 4:2:2 is co-sited horizontally.
+
+HDR10 output (what :func:`hdr10_420` makes of the model output)
+-----------------------------------------------------------------
+The network gives 4:4:4 BT.2020 PQ limited-range code values / 1023. Chroma is
+down-sampled to 4:2:0 with **"left" siting** (the HEVC default, signalled as
+``chromaloc=0``): a ``[1, 2, 1] / 4`` low-pass horizontally centred on the
+even luma columns, and the mean of the two luma rows vertically (``[1, 1] /
+2``), edges repeated. Unlike the authors' plain 2x2 block average (whose
+result sits at the block centre) this puts each chroma sample where every
+decoder (tag-aware or not) places it. Then all planes are rounded to integer
+10-bit codes and clipped to ``[4, 1019]`` (codes 0-3 and 1020-1023 are
+reserved in 10-bit video; overshoots beyond nominal 64-940 / 64-960 are kept).
+
+Light levels (:func:`light_levels`) are measured on exactly those 10-bit
+4:2:0 frames handed to the encoder: chroma up-sampled back with the "left"
+bilinear filter above, BT.2020 NCL Y'CbCr -> R'G'B' clipped to [0, 1], PQ EOTF
+to cd/m², per pixel ``max(R, G, B)``; MaxCLL is the maximum of that over all
+pixels, MaxFALL the frame average of it (CTA-861.3), both per frame here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sdr2hdr import color
+
+# FFmpeg enum values (libavutil/pixfmt.h), as PyAV reports them (ints).
+SPC_RGB, SPC_BT709, SPC_UNSPECIFIED, SPC_FCC, SPC_BT470BG, SPC_SMPTE170M, SPC_SMPTE240M = 0, 1, 2, 4, 5, 6, 7
+SPC_BT2020_NCL, SPC_BT2020_CL = 9, 10
+TRC_BT709, TRC_SMPTE2084, TRC_ARIB_STD_B67 = 1, 16, 18
+PRI_BT709, PRI_BT2020 = 1, 9
+RANGE_UNSPECIFIED, RANGE_MPEG, RANGE_JPEG = 0, 1, 2
+
+#: Names used in messages (subset of FFmpeg's names).
+TRC_NAMES = {1: "bt709", 2: "unknown", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
+             13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 18: "arib-std-b67"}
+PRIMARIES_NAMES = {1: "bt709", 2: "unknown", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020",
+                   11: "smpte431", 12: "smpte432"}
+MATRIX_NAMES = {0: "gbr", 1: "bt709", 2: "unknown", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
+                8: "ycgco", 9: "bt2020nc", 10: "bt2020c", 14: "ictcp"}
+
+#: Horizontal / vertical chroma sample offset in luma pixels, by siting.
+SITING_OFFSETS = {"left": (0.0, 0.5), "center": (0.5, 0.5), "topleft": (0.0, 0.0)}
+#: Codecs whose 4:2:0 chroma is centred (everything else is MPEG-2 style "left").
+CENTER_SITED_CODECS = {"mjpeg", "mpeg1video", "jpeg2000", "ljpeg"}
+
+#: HDR10 output code range (10-bit, reserved codes excluded).
+HDR10_CODE_MIN, HDR10_CODE_MAX = 4, 1019
+HDR10_PIX_FMT = "yuv420p10le"
+
+# Formats read plane by plane as they are; other formats are re-packed by swscale first.
+_SEMI_PLANAR = {"nv12": "yuv420p", "nv21": "yuv420p", "nv16": "yuv422p", "nv24": "yuv444p", "nv42": "yuv444p",
+                "p010le": "yuv420p10le", "p010be": "yuv420p10le", "p016le": "yuv420p16le", "p210le": "yuv422p10le",
+                "p410le": "yuv444p10le", "yuyv422": "yuv422p", "uyvy422": "yuv422p", "y210le": "yuv422p10le"}
+
+
+def guess_matrix(colorspace: int, width: int, height: int) -> str | None:
+    """FFmpeg colorspace -> our matrix name; unspecified is guessed from the size
+    (BT.709 for HD: width >= 1280 or height > 576, else BT.601, as mpv/ffmpeg do).
+
+    Returns None for matrices we cannot convert (YCgCo, ICtCp, BT.2020 CL, ...).
+    """
+    if colorspace == SPC_BT709:
+        return "bt709"
+    if colorspace in (SPC_BT470BG, SPC_SMPTE170M, SPC_FCC):
+        return "bt601"
+    if colorspace == SPC_BT2020_NCL:
+        return "bt2020"
+    if colorspace in (SPC_UNSPECIFIED, 3) or colorspace > 14:
+        return "bt709" if (width >= 1280 or height > 576) else "bt601"
+    if colorspace == SPC_SMPTE240M:  # Kr/Kb 0.212/0.087: within 0.0015 of BT.709, treated as it
+        return "bt709"
+    return None
+
+
+@dataclass(frozen=True)
+class SourceFormat:
+    """How a decoded frame's samples are to be read (constant along a stream, checked per frame).
+
+    ``kind`` is "yuv", "rgb" (planes G, B, R) or "gray"; ``sub_x``/``sub_y`` are
+    the chroma subsampling factors (1 or 2); ``siting`` one of :data:`SITING_OFFSETS`.
+    """
+
+    kind: str
+    bits: int
+    sub_x: int
+    sub_y: int
+    matrix: str
+    full_range: bool
+    siting: str
+    width: int
+    height: int
+    pix_fmt: str
+
+    def describe(self) -> str:
+        chroma = {(2, 2): "4:2:0", (2, 1): "4:2:2", (1, 1): "4:4:4"}.get((self.sub_x, self.sub_y), "?")
+        if self.kind != "yuv":
+            chroma = self.kind.upper()
+        rng = "full" if self.full_range else "limited"
+        return f"{self.width}x{self.height} {self.bits}-bit {chroma} {self.matrix} {rng} range"
+
+
+@dataclass
+class PlanarFrame:
+    """One decoded frame as compact numpy planes (what travels between threads).
+
+    ``planes`` are Y, Cb, Cr (or G, B, R for RGB) uint8/uint16 arrays, chroma
+    still subsampled. ``pts``/``duration`` are in the input stream's time base.
+    """
+
+    fmt: SourceFormat
+    planes: tuple[np.ndarray, ...]
+    pts: int
+    duration: int = 0
+    index: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _plane_array(plane: av.video.plane.VideoPlane, width: int, height: int, dtype: np.dtype) -> np.ndarray:
+    """A (height, width) view on a plane's buffer (line padding skipped)."""
+    item = np.dtype(dtype).itemsize
+    buf = np.frombuffer(plane, dtype=dtype)
+    return buf.reshape(-1, plane.line_size // item)[:height, :width]
+
+
+def source_format(
+    frame: av.VideoFrame,
+    *,
+    codec_name: str = "",
+    fallback_colorspace: int = SPC_UNSPECIFIED,
+    fallback_range: int = RANGE_UNSPECIFIED,
+) -> SourceFormat:
+    """Describe ``frame``'s samples. Frame tags win over the stream's (``fallback_*``).
+
+    Raises ValueError for a matrix that cannot be converted (caught by the probe).
+    """
+    fmt = frame.format
+    name = fmt.name
+    w, h = frame.width, frame.height
+    comps = fmt.components
+    bits = max(c.bits for c in comps)
+    cs = frame.colorspace if frame.colorspace not in (SPC_UNSPECIFIED, None) else fallback_colorspace
+    rng = frame.color_range if frame.color_range not in (RANGE_UNSPECIFIED, None) else fallback_range
+    full = rng == RANGE_JPEG or name.startswith("yuvj")
+    if fmt.is_rgb or name.startswith(("gbr", "rgb", "bgr", "argb", "abgr", "rgba", "bgra", "0rgb", "rgb0", "x2rgb")):
+        return SourceFormat("rgb", 16 if bits > 8 else 8, 1, 1, "bt709", True, "left", w, h, "gbrp16le" if bits > 8 else "gbrp")
+    siting = "center" if codec_name in CENTER_SITED_CODECS else "left"
+    if name.startswith(("gray", "ya")) or len([c for c in comps if not c.is_alpha]) == 1:
+        gray_bits = 16 if bits > 8 else 8
+        return SourceFormat("gray", gray_bits, 1, 1, guess_matrix(cs, w, h) or "bt709", full, siting, w, h,
+                            "gray16le" if gray_bits > 8 else "gray")
+    matrix = guess_matrix(cs, w, h)
+    if matrix is None:
+        raise ValueError(f"unsupported Y'CbCr matrix {MATRIX_NAMES.get(cs, cs)}")
+    pix = _SEMI_PLANAR.get(name, name)
+    if pix != name or fmt.is_big_endian or not fmt.is_planar or bits not in (8, 9, 10, 12, 14, 16):
+        pix = _canonical_planar(name, bits, fmt)
+    pf = av.video.format.VideoFormat(pix)
+    sub_x = 2 if pf.chroma_width(2) == 1 else 1
+    sub_y = 2 if pf.chroma_height(2) == 1 else 1
+    return SourceFormat("yuv", max(cc.bits for cc in pf.components), sub_x, sub_y, matrix, full, siting, w, h, pix)
+
+
+def _canonical_planar(name: str, bits: int, fmt: av.video.format.VideoFormat) -> str:
+    """A planar little-endian Y'CbCr format with the same chroma subsampling and enough bits."""
+    if name in _SEMI_PLANAR:
+        return _SEMI_PLANAR[name]
+    cw, ch = fmt.chroma_width(2), fmt.chroma_height(2)
+    sub = "420" if (cw, ch) == (1, 1) else "422" if (cw, ch) == (1, 2) else "444"
+    if bits <= 8:
+        return f"yuv{sub}p"
+    if bits <= 10:
+        return f"yuv{sub}p10le"
+    if bits <= 12:
+        return f"yuv{sub}p12le"
+    return f"yuv{sub}p16le"
+
+
+def frame_to_planar(frame: av.VideoFrame, fmt: SourceFormat, *, pts: int = 0) -> PlanarFrame:
+    """Copy a decoded frame's planes into numpy arrays (re-packing semi-planar / packed formats)."""
+    if frame.format.name != fmt.pix_fmt:
+        frame = frame.reformat(format=fmt.pix_fmt)
+    dtype = np.dtype(np.uint16) if fmt.bits > 8 else np.dtype(np.uint8)
+    w, h = fmt.width, fmt.height
+    if fmt.kind == "gray":
+        y = np.ascontiguousarray(_plane_array(frame.planes[0], w, h, dtype))
+        return PlanarFrame(fmt, (y,), pts)
+    if fmt.kind == "rgb":
+        planes = tuple(np.ascontiguousarray(_plane_array(frame.planes[i], w, h, dtype)) for i in range(3))
+        return PlanarFrame(fmt, planes, pts)
+    cw, ch = -(-w // fmt.sub_x), -(-h // fmt.sub_y)
+    planes = (
+        np.ascontiguousarray(_plane_array(frame.planes[0], w, h, dtype)),
+        np.ascontiguousarray(_plane_array(frame.planes[1], cw, ch, dtype)),
+        np.ascontiguousarray(_plane_array(frame.planes[2], cw, ch, dtype)),
+    )
+    return PlanarFrame(fmt, planes, pts)
+
+
+# --------------------------------------------------------------- chroma filters
+
+
+@lru_cache(maxsize=64)
+def _interp_table(n_out: int, n_in: int, factor: int, offset: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bilinear taps: output i reads (1-w)*in[i0] + w*in[i1], input sample k sits at ``factor*k + offset``."""
+    pos = (np.arange(n_out, dtype=np.float64) - offset) / factor
+    pos = np.clip(pos, 0.0, n_in - 1)
+    i0 = np.floor(pos).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    w = pos - i0
+    return torch.from_numpy(i0), torch.from_numpy(i1), torch.from_numpy(w)
+
+
+def _interp_axis(x: torch.Tensor, dim: int, n_out: int, factor: int, offset: float) -> torch.Tensor:
+    if factor == 1 and x.shape[dim] == n_out:
+        return x
+    i0, i1, w = _interp_table(n_out, x.shape[dim], factor, offset)
+    i0, i1 = i0.to(x.device), i1.to(x.device)
+    shape = [1] * x.ndim
+    shape[dim] = n_out
+    w = w.to(device=x.device, dtype=x.dtype).reshape(shape)
+    a = x.index_select(dim, i0)
+    b = x.index_select(dim, i1)
+    return torch.lerp(a, b, w)
+
+
+def upsample_chroma(c: torch.Tensor, height: int, width: int, sub_x: int, sub_y: int, siting: str = "left") -> torch.Tensor:
+    """Chroma planes ``(..., ceil(H/sub_y), ceil(W/sub_x))`` -> ``(..., H, W)``, bilinear at the sited positions.
+
+    4:2:2 (``sub_y == 1``) is horizontally co-sited whatever ``siting`` says
+    about vertical placement; "center" moves 4:2:2 too.
+    """
+    off_x, off_y = SITING_OFFSETS[siting]
+    off_x = off_x if sub_x == 2 else 0.0
+    off_y = off_y if sub_y == 2 else 0.0
+    c = _interp_axis(c, c.ndim - 2, height, sub_y, off_y)
+    return _interp_axis(c, c.ndim - 1, width, sub_x, off_x)
+
+
+def downsample_chroma(c: torch.Tensor, sub_x: int = 2, sub_y: int = 2) -> torch.Tensor:
+    """Full-resolution chroma ``(B, C, H, W)`` -> "left"-sited subsampled chroma.
+
+    Horizontally ``[1, 2, 1] / 4`` centred on even columns, vertically the mean
+    of rows ``2j, 2j+1``; edges repeated; odd sizes give ``ceil(n / 2)`` samples.
+    """
+    if sub_y == 2:
+        if c.shape[-2] % 2:
+            c = torch.cat((c, c[..., -1:, :]), dim=-2)
+        c = 0.5 * (c[..., 0::2, :] + c[..., 1::2, :])
+    if sub_x == 2:
+        w = c.shape[-1]
+        p = F.pad(c.reshape(-1, 1, *c.shape[-2:]), (1, 1, 0, 0), mode="replicate").reshape(*c.shape[:-1], w + 2)
+        c = 0.25 * p[..., 0:w:2] + 0.5 * p[..., 1 : w + 1 : 2] + 0.25 * p[..., 2 : w + 2 : 2]
+    return c
+
+
+# ------------------------------------------------------------------ model input
+
+
+def _to_float(a: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    t = torch.from_numpy(a)
+    if t.dtype == torch.uint16:  # not every op supports uint16: go through int32
+        t = t.to(torch.int32)
+    return t.to(device, non_blocking=True).to(dtype)
+
+
+def model_input(
+    frames: Sequence[PlanarFrame], *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Decoded frames (same format and size) -> ``B x 3 x H x W`` BT.709 limited Y'CbCr code / 255.
+
+    Chroma is up-sampled and the matrix / range / bit depth converted on
+    ``device`` (only the compact planes cross to it). Computed in float32
+    at least; returned in ``dtype``.
+    """
+    fmt = frames[0].fmt
+    if any(f.fmt != fmt for f in frames):
+        raise ValueError("model_input needs frames of one format; batch them by format")
+    device = torch.device(device)
+    work = torch.float64 if dtype == torch.float64 else torch.float32
+    peak = float(2**fmt.bits - 1)
+    h, w = fmt.height, fmt.width
+    planes = [torch.stack([_to_float(f.planes[i], device, work) for f in frames]) / peak for i in range(1 if fmt.kind == "gray" else 3)]
+    if fmt.kind == "rgb":
+        g, b, r = planes
+        out = color.rgb_to_ycbcr(torch.stack((r, g, b), dim=1), "bt709", full_range=False, bits=8)
+        return out.to(dtype)
+    if fmt.kind == "gray":
+        y = planes[0]
+        neutral = torch.full_like(y, 2 ** (fmt.bits - 1) / peak)
+        ycc = torch.stack((y, neutral, neutral), dim=1)
+    else:
+        y, cb, cr = planes
+        cc = upsample_chroma(torch.stack((cb, cr), dim=1), h, w, fmt.sub_x, fmt.sub_y, fmt.siting)
+        ycc = torch.cat((y.unsqueeze(1), cc), dim=1)
+    out = color.convert_ycbcr(
+        ycc, src_matrix=fmt.matrix, src_full_range=fmt.full_range, src_bits=fmt.bits,  # type: ignore[arg-type]
+        dst_matrix="bt709", dst_full_range=False, dst_bits=8,
+    )
+    return out.to(dtype)
+
+
+# ------------------------------------------------------------------ HDR10 output
+
+
+@dataclass
+class HDR10Batch:
+    """Model output made ready for the encoder: integer 10-bit codes, 4:2:0, "left" sited.
+
+    ``y`` is ``B x H x W`` and ``c`` ``B x 2 x H/2 x W/2`` (int16 tensors on the
+    model's device until :meth:`numpy`); ``max_cll`` / ``fall`` are per-frame
+    light levels in cd/m² measured on these codes (see module doc).
+    """
+
+    y: torch.Tensor
+    c: torch.Tensor
+    max_cll: list[float]
+    fall: list[float]
+
+    def numpy(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        y = self.y.cpu().numpy().view(np.uint16)
+        c = self.c.cpu().numpy().view(np.uint16)
+        return [(y[i], c[i, 0], c[i, 1]) for i in range(y.shape[0])]
+
+
+def hdr10_420(out: torch.Tensor, *, measure: bool = True) -> HDR10Batch:
+    """Model output ``B x 3 x H x W`` (BT.2020 PQ limited Y'CbCr code / 1023, 4:4:4) -> :class:`HDR10Batch`.
+
+    ``H`` and ``W`` must be even (always true for x2 / x4 output).
+    """
+    out = out.float()
+    if out.shape[-1] % 2 or out.shape[-2] % 2:
+        raise ValueError(f"4:2:0 output needs even sizes, got {tuple(out.shape[-2:])}")
+    lo, hi = float(HDR10_CODE_MIN), float(HDR10_CODE_MAX)
+    y = torch.clamp(torch.round(out[:, 0] * 1023.0), lo, hi)
+    c = torch.clamp(torch.round(downsample_chroma(out[:, 1:3]) * 1023.0), lo, hi)
+    cll: list[float] = []
+    fall: list[float] = []
+    if measure:
+        cll, fall = light_levels(y, c)
+    return HDR10Batch(y.to(torch.int16), c.to(torch.int16), cll, fall)
+
+
+def light_levels(y: torch.Tensor, c: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-frame (max, mean) of ``max(R, G, B)`` in cd/m² of 10-bit HDR10 4:2:0 codes.
+
+    ``y``: ``B x H x W``, ``c``: ``B x 2 x H/2 x W/2`` integer code values (any dtype).
+    """
+    b, h, w = y.shape
+    yf = y.float() / 1023.0
+    cf = upsample_chroma(c.float() / 1023.0, h, w, 2, 2, "left")
+    lin = color.hdr10_to_linear(torch.cat((yf.unsqueeze(1), cf), dim=1), bits=10)
+    m = lin.amax(dim=1).reshape(b, -1)
+    return m.amax(dim=1).tolist(), m.mean(dim=1, dtype=torch.float64).tolist()
+
+
+def hdr10_frame(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> av.VideoFrame:
+    """uint16 10-bit planes (4:2:0) -> a ``yuv420p10le`` VideoFrame tagged BT.2020 / PQ / BT.2020 NCL / limited."""
+    h, w = y.shape
+    frame = av.VideoFrame(w, h, HDR10_PIX_FMT)
+    for plane, data in zip(frame.planes, (y, cb, cr)):
+        ph, pw = data.shape
+        _plane_array(plane, pw, ph, np.dtype(np.uint16))[...] = data
+    tag_hdr10(frame)
+    return frame
+
+
+def tag_hdr10(obj: object) -> None:
+    """Set BT.2020 primaries, SMPTE ST 2084 transfer, BT.2020 NCL matrix, limited range on a frame or codec context."""
+    obj.color_primaries = PRI_BT2020  # type: ignore[attr-defined]
+    obj.color_trc = TRC_SMPTE2084  # type: ignore[attr-defined]
+    obj.colorspace = SPC_BT2020_NCL  # type: ignore[attr-defined]
+    obj.color_range = RANGE_MPEG  # type: ignore[attr-defined]
+
+
+def frame_to_hdr10_ycbcr(frame: av.VideoFrame, *, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """A decoded 10-bit 4:2:0 frame -> ``3 x H x W`` Y'CbCr code / 1023, chroma up-sampled ("left").
+
+    For checking written files (tests, ``light_levels`` of a decoded output).
+    """
+    fr = frame if frame.format.name == HDR10_PIX_FMT else frame.reformat(format=HDR10_PIX_FMT)
+    w, h = fr.width, fr.height
+    y = torch.from_numpy(_plane_array(fr.planes[0], w, h, np.dtype(np.uint16)).astype(np.int32)).to(dtype)
+    cw, ch = -(-w // 2), -(-h // 2)
+    c = torch.stack([torch.from_numpy(_plane_array(fr.planes[i], cw, ch, np.dtype(np.uint16)).astype(np.int32)).to(dtype) for i in (1, 2)])
+    c = upsample_chroma(c, h, w, 2, 2, "left")
+    return torch.cat((y.unsqueeze(0), c), dim=0) / 1023.0
+
+
+# --------------------------------------------------------------- SDR encoding
+
+
+def sdr_frame(
+    rgb: torch.Tensor,
+    *,
+    pix_fmt: str = "yuv420p",
+    matrix: str = "bt709",
+    full_range: bool = False,
+) -> av.VideoFrame:
+    """Non-linear R'G'B' ``3 x H x W`` in [0, 1] -> an 8/10-bit Y'CbCr VideoFrame, tagged.
+
+    Chroma is subsampled with :func:`downsample_chroma` ("left" siting).
+    Used by the sample clip and the test clip generators.
+    """
+    pf = av.video.format.VideoFormat(pix_fmt)
+    bits = max(c.bits for c in pf.components)
+    ycc = color.quantize(color.rgb_to_ycbcr(rgb.double().clamp(0, 1), matrix, full_range=full_range, bits=bits), bits)  # type: ignore[arg-type]
+    h, w = rgb.shape[-2:]
+    sub_x = 2 if pf.chroma_width(2) == 1 else 1
+    sub_y = 2 if pf.chroma_height(2) == 1 else 1
+    c = color.quantize(downsample_chroma(ycc[1:3].unsqueeze(0), sub_x, sub_y)[0], bits)
+    peak = float(2**bits - 1)
+    dtype = np.uint16 if bits > 8 else np.uint8
+    planes = [torch.round(ycc[0] * peak).numpy().astype(dtype)] + [torch.round(c[i] * peak).numpy().astype(dtype) for i in (0, 1)]
+    frame = av.VideoFrame(w, h, pix_fmt)
+    for plane, data in zip(frame.planes, planes):
+        ph, pw = data.shape
+        _plane_array(plane, pw, ph, np.dtype(dtype))[...] = data
+    frame.colorspace = {"bt709": SPC_BT709, "bt601": SPC_SMPTE170M, "bt2020": SPC_BT2020_NCL}[matrix]
+    frame.color_range = RANGE_JPEG if full_range else RANGE_MPEG
+    frame.color_primaries = {"bt709": PRI_BT709, "bt601": 6, "bt2020": PRI_BT2020}[matrix]
+    frame.color_trc = {"bt709": TRC_BT709, "bt601": 6, "bt2020": 14}[matrix]
+    return frame

@@ -1,0 +1,196 @@
+"""Inspect an input video before converting it, and refuse what we cannot convert.
+
+:func:`probe` opens the file with PyAV, picks the first real video stream
+(cover art is ignored), decodes its first frame and checks the colour tags
+of both the stream (container) and the frame (bitstream), since the two can
+disagree (an HDR10 bitstream in a container tagged SDR is refused too).
+
+Refused, each with a one-line :class:`~sdr2hdr.errors.InputError` naming the file:
+
+* a missing path, a directory, a file FFmpeg cannot open (text renamed .mp4,
+  an MP4 cut before its index), a file without a video stream (audio only),
+  a video stream without a single decodable frame;
+* input that is already HDR: PQ (SMPTE ST 2084) or HLG (ARIB STD-B67)
+  transfer, HDR static / dynamic metadata on the first frame, or BT.2020
+  primaries / matrix with more than 8 bits (HDR10 / HLG10 without tags);
+* wide-gamut 8-bit BT.2020 and matrices we cannot convert (YCgCo, ICtCp,
+  BT.2020 constant-luminance).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from sdr2hdr.errors import InputError
+from sdr2hdr.video import frames as fr
+
+_HDR_SIDE_DATA = ("MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL", "DOVI", "DYNAMIC_HDR")
+
+
+@dataclass
+class VideoInfo:
+    """What the converter needs to know about an input file."""
+
+    path: Path
+    container: str
+    codec: str
+    stream_index: int
+    width: int
+    height: int
+    fmt: fr.SourceFormat
+    time_base: Fraction
+    rate: Fraction | None  # average frame rate, None if unknown
+    start_time: float  # seconds
+    frames_declared: int | None  # from the container index (mp4/mov), else None
+    duration_declared: float | None  # video stream duration in seconds from the container, if any
+    duration_is_stream: bool  # True if duration_declared is the video stream's own, not the file's
+    transfer: str
+    primaries: str
+    audio: list[tuple[int, str]] = field(default_factory=list)  # (stream index, codec)
+    subtitles: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def frames_estimate(self) -> int | None:
+        if self.frames_declared:
+            return self.frames_declared
+        if self.duration_declared and self.rate:
+            return max(1, round(self.duration_declared * float(self.rate)))
+        return None
+
+    @property
+    def frame_duration(self) -> int:
+        """Nominal frame duration in time-base units (at least 1)."""
+        if self.rate and self.rate > 0:
+            return max(1, round(1 / (self.rate * self.time_base)))
+        return max(1, round(Fraction(1, 25) / self.time_base))
+
+    def describe(self) -> str:
+        rate = f"{float(self.rate):.3f} fps" if self.rate else "unknown rate"
+        return f"{self.codec} {self.fmt.describe()}, {rate}, transfer {self.transfer}"
+
+
+def _parse_hms(text: str) -> float | None:
+    m = re.fullmatch(r"\s*(\d+):(\d+):(\d+(?:\.\d+)?)\s*", text or "")
+    if not m:
+        return None
+    return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+
+
+def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
+    for s in container.streams.video:
+        if s.disposition & av.stream.Disposition.attached_pic:
+            continue
+        return s
+    return None
+
+
+def open_input(path: Path) -> av.container.InputContainer:
+    """``av.open`` with one-line errors."""
+    if not path.exists():
+        raise InputError(f"input file not found: {path}")
+    if path.is_dir():
+        raise InputError(f"input is a directory, not a video file: {path}")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"input file is not readable: {path}")
+    try:
+        return av.open(str(path), mode="r")
+    except av.error.FFmpegError as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise InputError(f"{path} is not a video file FFmpeg can read ({_one_line(reason)}); truncated or not a video?") from None
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def probe(path: str | os.PathLike[str]) -> VideoInfo:
+    """Inspect ``path`` and return its :class:`VideoInfo`, or raise :class:`InputError`."""
+    path = Path(path)
+    container = open_input(path)
+    try:
+        stream = _video_stream(container)
+        if stream is None:
+            kinds = sorted({s.type for s in container.streams})
+            raise InputError(f"{path} has no video stream (only: {', '.join(kinds) or 'nothing'})")
+        cc = stream.codec_context
+        codec = cc.name
+        first = None
+        try:
+            for first in container.decode(stream):
+                break
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{path}: the first video frame cannot be decoded ({_one_line(exc)})") from None
+        if first is None:
+            raise InputError(f"{path}: its video stream has no decodable frame (empty or damaged)")
+        _refuse_hdr(path, cc, first)
+        try:
+            fmt = fr.source_format(first, codec_name=codec, fallback_colorspace=cc.colorspace or 2,
+                                   fallback_range=cc.color_range or 0)
+        except ValueError as exc:
+            raise InputError(f"{path}: {exc}; give SDR video in BT.709 or BT.601 Y'CbCr or RGB") from None
+        if fmt.kind == "yuv" and fmt.matrix == "bt2020":
+            raise InputError(f"{path} is wide-gamut BT.2020 video; sdr2hdr converts SDR BT.709 / BT.601 input only")
+        tb = stream.time_base or Fraction(1, 90000)
+        rate = stream.average_rate or stream.guessed_rate or None
+        dur: float | None = None
+        dur_is_stream = False
+        if stream.duration:
+            dur, dur_is_stream = float(stream.duration * tb), True
+        elif _parse_hms(stream.metadata.get("DURATION", "")) is not None:
+            dur, dur_is_stream = _parse_hms(stream.metadata["DURATION"]), True
+        elif container.duration and container.format.name not in ("mpegts", "mpeg", "h264", "hevc"):
+            dur = container.duration / 1e6
+        start = float(stream.start_time * tb) if stream.start_time is not None else 0.0
+        return VideoInfo(
+            path=path,
+            container=container.format.name,
+            codec=codec,
+            stream_index=stream.index,
+            width=first.width,
+            height=first.height,
+            fmt=fmt,
+            time_base=Fraction(tb),
+            rate=Fraction(rate) if rate else None,
+            start_time=start,
+            frames_declared=stream.frames or None,
+            duration_declared=dur,
+            duration_is_stream=dur_is_stream,
+            transfer=fr.TRC_NAMES.get(first.color_trc or cc.color_trc, str(first.color_trc)),
+            primaries=fr.PRIMARIES_NAMES.get(first.color_primaries or cc.color_primaries, str(first.color_primaries)),
+            audio=[(s.index, s.codec_context.name) for s in container.streams.audio],
+            subtitles=[(s.index, s.codec_context.name if s.codec_context else "?") for s in container.streams.subtitles],
+        )
+    finally:
+        container.close()
+
+
+def _refuse_hdr(path: Path, cc: av.video.codeccontext.VideoCodecContext, frame: av.VideoFrame) -> None:
+    for trc in (frame.color_trc, cc.color_trc):
+        if trc in (fr.TRC_SMPTE2084, fr.TRC_ARIB_STD_B67):
+            what = "PQ / SMPTE ST 2084" if trc == fr.TRC_SMPTE2084 else "HLG / ARIB STD-B67"
+            raise InputError(f"{path} is already HDR ({what} transfer); sdr2hdr converts SDR input only")
+    for sd in _side_data_types(frame):
+        if any(k in sd for k in _HDR_SIDE_DATA):
+            raise InputError(f"{path} is already HDR (it carries {sd.lower().replace('_', ' ')} metadata); sdr2hdr converts SDR input only")
+    bits = max(c.bits for c in frame.format.components)
+    wide = fr.PRI_BT2020 in (frame.color_primaries, cc.color_primaries) or fr.SPC_BT2020_NCL in (frame.colorspace, cc.colorspace) \
+        or fr.SPC_BT2020_CL in (frame.colorspace, cc.colorspace)
+    if wide and bits > 8:
+        raise InputError(f"{path} is {bits}-bit BT.2020 video, i.e. already HDR / wide colour; sdr2hdr converts SDR input only")
+
+
+def _side_data_types(frame: av.VideoFrame) -> list[str]:
+    out = []
+    try:
+        for sd in frame.side_data:
+            t = getattr(sd, "type", sd)
+            out.append(str(getattr(t, "name", t)).upper())
+    except (TypeError, AttributeError):  # API differences between PyAV versions: best effort
+        pass
+    return out

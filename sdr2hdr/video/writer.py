@@ -1,0 +1,299 @@
+"""HDR10 encoding (HEVC Main 10 via libx265) and muxing with copied audio / subtitles.
+
+What is written
+---------------
+* HEVC Main 10, ``yuv420p10le``, limited range, "left" chroma siting
+  (``chromaloc=0``), produced by :func:`sdr2hdr.video.frames.hdr10_420`.
+* Colour description in the bitstream VUI *and* on the codec context (so
+  the Matroska ``Colour`` element / MP4 ``colr`` box carry it) and on every
+  frame: BT.2020 primaries, SMPTE ST 2084 transfer, BT.2020 NCL matrix.
+* HDR10 static metadata as SEI messages repeated with every keyframe's
+  parameter sets (``hdr10=1:repeat-headers=1``): SMPTE ST 2086 mastering
+  display (:func:`master_display`) and the CTA-861.3 content light level
+  (``max-cll``; ``0,0`` means unknown).
+* In MP4/MOV the sample entry is ``hvc1`` (parameter sets out of band), as
+  Apple players require; Matroska uses ``V_MPEGH/ISO/HEVC``.
+* Video timestamps are the input's, in the input's time base, and each
+  packet carries its frame's duration (variable frame rate is kept).
+* Audio and subtitle packets are copied unchanged from the input and
+  interleaved by time; a stream whose codec the output container cannot
+  hold (e.g. SubRip in MP4, mov_text in Matroska) is left out and reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from sdr2hdr import color
+from sdr2hdr.errors import OutputError
+from sdr2hdr.video import frames as fr
+from sdr2hdr.video.probe import VideoInfo
+
+#: Containers we write, by file suffix.
+CONTAINERS = {".mkv": "matroska", ".mp4": "mp4", ".mov": "mov"}
+#: Mastering display primaries by option name -> :data:`sdr2hdr.color.PRIMARIES_XY` key.
+MASTERING_PRIMARIES = {"p3": "p3d65", "bt2020": "bt2020"}
+#: x265 parameters the HDR10 signalling owns (``--x265-params`` may not set them).
+RESERVED_X265 = ("hdr10", "hdr", "master-display", "max-cll", "colorprim", "transfer", "colormatrix", "range",
+                 "chromaloc", "repeat-headers", "input-depth", "output-depth", "input-csp", "annexb")
+
+DEFAULT_CRF = 16
+DEFAULT_PRESET = "medium"
+
+
+def master_display(mastering: str = "p3", peak_nits: float = 1000.0, min_nits: float = 0.0001) -> str:
+    """x265 ``master-display`` string: chromaticities in 0.00002 units, luminance in 0.0001 cd/m².
+
+    ``mastering`` is "p3" (P3-D65) or "bt2020".
+    """
+    if mastering not in MASTERING_PRIMARIES:
+        raise ValueError(f"unknown mastering display {mastering!r} (choose from {', '.join(MASTERING_PRIMARIES)})")
+    if not (0 < peak_nits <= 10000) or not (0 <= min_nits < peak_nits):
+        raise ValueError(f"mastering luminance out of range: peak {peak_nits}, min {min_nits} cd/m²")
+    r, g, b, wp = color.PRIMARIES_XY[MASTERING_PRIMARIES[mastering]]
+
+    def xy(p: tuple[float, float]) -> str:
+        return f"({round(p[0] / 0.00002)},{round(p[1] / 0.00002)})"
+
+    return f"G{xy(g)}B{xy(b)}R{xy(r)}WP{xy(wp)}L({round(peak_nits * 10000)},{round(min_nits * 10000)})"
+
+
+def x265_params(
+    *,
+    mastering: str = "p3",
+    peak_nits: float = 1000.0,
+    min_nits: float = 0.0001,
+    max_cll: tuple[int, int] = (0, 0),
+    extra: str = "",
+) -> str:
+    """The ``x265-params`` string for HDR10 output; ``extra`` (``k=v:k=v``) is appended."""
+    for item in filter(None, (extra or "").split(":")):
+        key = item.split("=", 1)[0].strip().lstrip("-")
+        if key in RESERVED_X265 or key.startswith("no-") and key[3:] in RESERVED_X265:
+            raise ValueError(f"--x265-params may not set {key!r}: HDR10 signalling is set by sdr2hdr")
+    cll, fall = (max(0, min(65535, int(v))) for v in max_cll)
+    params = [
+        "hdr10=1",
+        "hdr10-opt=1",
+        "repeat-headers=1",
+        f"master-display={master_display(mastering, peak_nits, min_nits)}",
+        f"max-cll={cll},{fall}",
+        "colorprim=bt2020",
+        "transfer=smpte2084",
+        "colormatrix=bt2020nc",
+        "range=limited",
+        "chromaloc=0",
+        "log-level=error",
+    ]
+    if extra:
+        params.append(extra.strip(":"))
+    return ":".join(params)
+
+
+def output_format(path: Path) -> str:
+    fmt = CONTAINERS.get(path.suffix.lower())
+    if fmt is None:
+        raise OutputError(f"unsupported output type {path.suffix or '(none)'!r} for {path}: use .mkv, .mp4 or .mov")
+    return fmt
+
+
+@dataclass
+class CopyReport:
+    copied: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+
+class HDR10Writer:
+    """Encode HDR10 frames into ``path`` (format from ``fmt``), copying ``info``'s audio / subtitles.
+
+    Use :meth:`write` per frame (in presentation order), then :meth:`close`;
+    :meth:`abort` on failure. Not thread-safe: use it from one thread.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        fmt: str,
+        info: VideoInfo,
+        width: int,
+        height: int,
+        crf: float = DEFAULT_CRF,
+        preset: str = DEFAULT_PRESET,
+        params: str,
+        copy_audio: bool = True,
+        copy_subtitles: bool = True,
+        threads: int = 0,
+    ) -> None:
+        if "libx265" not in av.codecs_available:
+            raise OutputError("this FFmpeg build (PyAV) has no libx265 encoder; install a PyAV wheel with libx265")
+        self.path = path
+        self.info = info
+        self.tb = info.time_base
+        self.durations: dict[int, int] = {}
+        self.frames_written = 0
+        self.report = CopyReport()
+        self._closed = False
+        try:
+            self.out = av.open(str(path), mode="w", format=fmt)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot write {path}: {' '.join(str(exc).split())}") from None
+        try:
+            rate = info.rate if info.rate and info.rate > 0 else Fraction(25)
+            stream = self.out.add_stream("libx265", rate=rate)
+            cc = stream.codec_context
+            cc.width, cc.height = width, height
+            cc.pix_fmt = fr.HDR10_PIX_FMT
+            cc.time_base = self.tb
+            cc.framerate = rate
+            fr.tag_hdr10(cc)
+            if threads:
+                cc.thread_count = threads
+            opts = {"crf": f"{crf:g}", "preset": preset, "x265-params": params}
+            cc.options = opts
+            stream.time_base = self.tb
+            if fmt in ("mp4", "mov"):
+                cc.codec_tag = "hvc1"
+            self.stream = stream
+            self._src: av.container.InputContainer | None = None
+            self._copy_map: dict[int, av.stream.Stream] = {}
+            self._pending: av.Packet | None = None
+            self._pending_t: float | None = None
+            self._packets = iter(())
+            self._setup_copies(copy_audio, copy_subtitles)
+        except BaseException:
+            self.abort()
+            raise
+
+    # ----------------------------------------------------------------- copies
+
+    def _setup_copies(self, copy_audio: bool, copy_subtitles: bool) -> None:
+        wanted = ([i for i, _ in self.info.audio] if copy_audio else []) + (
+            [i for i, _ in self.info.subtitles] if copy_subtitles else []
+        )
+        if not wanted:
+            return
+        src = av.open(str(self.info.path), mode="r")
+        self._src = src
+        supported = self.out.supported_codecs
+        for idx in wanted:
+            s = src.streams[idx]
+            codec = s.codec_context.codec.canonical_name if s.codec_context else "?"
+            label = f"#{idx} {s.type} {codec}" + (f" ({s.language})" if s.language else "")
+            if codec not in supported:
+                self.report.dropped.append(f"{label}: not supported in {self.out.format.name}")
+                continue
+            try:
+                o = self.out.add_stream_from_template(s)
+            except (av.error.FFmpegError, ValueError) as exc:
+                self.report.dropped.append(f"{label}: {' '.join(str(exc).split())}")
+                continue
+            for k, v in s.metadata.items():
+                if k.upper() not in ("DURATION", "ENCODER", "NUMBER_OF_FRAMES", "NUMBER_OF_BYTES", "_STATISTICS_TAGS",
+                                     "_STATISTICS_WRITING_APP", "_STATISTICS_WRITING_DATE_UTC", "BPS", "HANDLER_NAME"):
+                    o.metadata[k] = v
+            if s.language:
+                o.metadata["language"] = s.language
+            self._copy_map[idx] = o
+            self.report.copied.append(label)
+        if not self._copy_map:
+            src.close()
+            self._src = None
+            return
+        self._packets = src.demux([src.streams[i] for i in self._copy_map])
+
+    def _mux_copies_until(self, t: float | None) -> None:
+        """Mux copied packets with time <= ``t`` seconds (all when None)."""
+        if self._src is None:
+            return
+        while True:
+            pkt = self._pending
+            if pkt is None:
+                try:
+                    pkt = next(self._packets)
+                except StopIteration:
+                    self._finish_copies()
+                    return
+                except av.error.FFmpegError:  # damaged input: stop copying, the video decides what is an error
+                    self._finish_copies()
+                    return
+                if pkt.size == 0:  # the flush packets demux() yields at the end
+                    continue
+                ts = pkt.dts if pkt.dts is not None else pkt.pts
+                pkt_t = float(ts * pkt.time_base) if ts is not None and pkt.time_base else None
+                self._pending = pkt
+                self._pending_t = pkt_t
+            if t is not None and self._pending_t is not None and self._pending_t > t:
+                return
+            self._pending = None
+            pkt.stream = self._copy_map[pkt.stream_index]
+            self.out.mux(pkt)
+
+    def _finish_copies(self) -> None:
+        if self._src is not None:
+            self._src.close()
+            self._src = None
+        self._pending = None
+
+    # ------------------------------------------------------------------ video
+
+    def write(self, y: np.ndarray, cb: np.ndarray, cr: np.ndarray, *, pts: int, duration: int) -> None:
+        """Encode one frame of 10-bit 4:2:0 planes with presentation time ``pts`` (input time base)."""
+        frame = fr.hdr10_frame(y, cb, cr)
+        frame.pts = pts
+        frame.time_base = self.tb
+        self.durations[pts] = duration
+        try:
+            packets = self.stream.encode(frame)
+        except av.error.FFmpegError as exc:
+            raise OutputError(f"encoding {self.path} failed: {' '.join(str(exc).split())}") from None
+        for pkt in packets:
+            self._mux_video(pkt)
+        self.frames_written += 1
+
+    def _mux_video(self, pkt: av.Packet) -> None:
+        if pkt.pts is not None:
+            pkt.duration = self.durations.pop(pkt.pts, 0)
+        ts = pkt.dts if pkt.dts is not None else pkt.pts
+        if ts is not None:
+            self._mux_copies_until(float(ts * self.tb))
+        try:
+            self.out.mux(pkt)
+        except av.error.FFmpegError as exc:
+            raise OutputError(f"writing {self.path} failed: {' '.join(str(exc).split())}") from None
+
+    def close(self) -> None:
+        """Flush the encoder, the rest of the copied streams, and the container trailer."""
+        if self._closed:
+            return
+        try:
+            for pkt in self.stream.encode(None):
+                self._mux_video(pkt)
+            self._mux_copies_until(None)
+        except av.error.FFmpegError as exc:
+            raise OutputError(f"finishing {self.path} failed: {' '.join(str(exc).split())}") from None
+        finally:
+            self._close_all()
+
+    def abort(self) -> None:
+        """Close everything without caring about the result (the caller deletes the file)."""
+        try:
+            self._close_all()
+        except Exception:  # noqa: BLE001 - best effort on an already failing path
+            pass
+
+    def _close_all(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._finish_copies()
+        finally:
+            if hasattr(self, "out"):
+                self.out.close()
+
