@@ -43,6 +43,20 @@ def _build_jsinet(scale: int) -> nn.Module:
     return JSInet(scale=scale)
 
 
+@register_architecture("bt2408")
+def _build_bt2408(scale: int) -> nn.Module:
+    from sdr2hdr.models.baselines import BT2408DirectMapping
+
+    return BT2408DirectMapping(scale)
+
+
+@register_architecture("inverse-reinhard")
+def _build_inverse_reinhard(scale: int) -> nn.Module:
+    from sdr2hdr.models.baselines import InverseReinhard
+
+    return InverseReinhard(scale)
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One registry row. ``file`` is relative to the weights folder; None for weight-free baselines."""
@@ -76,6 +90,17 @@ REGISTRY: dict[str, ModelEntry] = {}
 def register(entry: ModelEntry) -> ModelEntry:
     REGISTRY[entry.name] = entry
     return entry
+
+
+for _s in (2, 4):
+    register(ModelEntry(
+        f"bt2408-x{_s}", "bt2408", _s, "baseline", None, None, "nothing (analytic)",
+        "bicubic up-scaling + ITU-R BT.2408 direct mapping (SDR 100% -> 203 cd/m², BT.709 -> BT.2020, PQ)",
+    ))
+    register(ModelEntry(
+        f"inverse-reinhard-x{_s}", "inverse-reinhard", _s, "baseline", None, None, "nothing (analytic)",
+        "bicubic up-scaling + exact inverse of the degradation model's extended Reinhard (white point 1000 cd/m²)",
+    ))
 
 
 def count_parameters(model: nn.Module) -> int:
