@@ -22,7 +22,8 @@ size; the file is ordered by source video) are the validation set.
 
 Sampling is a pure function of ``(seed, index)``: training sample ``g`` (the
 ``g``-th patch of the run, ``g = step * batch + i``) is drawn with
-``numpy.random.default_rng([seed, g])``. The data position of a checkpoint is
+``numpy.random.default_rng([seed, stream, g])`` (``stream`` 0 for JSInet, 1 for
+JSI-GAN). The data position of a checkpoint is
 therefore just the step, and DataLoader workers are deterministic.
 Samples are integer code values: SDR ``uint8`` ``3 x h x w`` (BT.709 limited,
 /255 for the network) and HDR ``int16`` ``3 x H x W`` (BT.2020 PQ limited,
@@ -531,18 +532,23 @@ class _Sampler:
 
 
 class TrainPatches(Dataset):
-    """Training patches; item ``g`` is a pure function of ``(seed, g)`` (see the module doc).
+    """Training patches; item ``g`` is a pure function of ``(seed, stream, g)`` (see the module doc).
+
+    ``stream`` separates the sample sequences of the two training stages.
 
     Returns ``(sdr uint8 3 x hr/s x hr/s, hdr int16 3 x hr x hr)`` as torch tensors.
     When the only source is the authors' .mat file, items follow a seeded
     permutation per epoch (every patch once per epoch, as the paper trained).
     """
 
-    def __init__(self, sources: Sequence[Source], *, scale: int, seed: int, hr_patch: int = 160, degradation: Degradation = Degradation()) -> None:
+    def __init__(
+        self, sources: Sequence[Source], *, scale: int, seed: int, hr_patch: int = 160,
+        degradation: Degradation = Degradation(), stream: int = 0,
+    ) -> None:
         if hr_patch % (2 * scale):
             raise ValueError(f"HR patch {hr_patch} must be a multiple of 2 x scale = {2 * scale}")
         self.sources = list(sources)
-        self.scale, self.seed, self.hr, self.deg = scale, int(seed), hr_patch, degradation
+        self.scale, self.seed, self.hr, self.deg, self.stream = scale, int(seed), hr_patch, degradation, int(stream)
         self._s = _Sampler(self.sources, hr_patch)
         self._mat = self.sources[0] if len(self.sources) == 1 and isinstance(self.sources[0], MatSource) else None
         self._perm: tuple[int, np.ndarray] | None = None
@@ -560,12 +566,12 @@ class TrainPatches(Dataset):
             return self._item(g)
 
     def _item(self, g: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, int(g)])
+        rng = np.random.default_rng([self.seed, self.stream, int(g)])
         if self._mat is not None:
             n = len(self._mat.indices)
             epoch, pos = divmod(int(g), n)
             if self._perm is None or self._perm[0] != epoch:
-                self._perm = (epoch, np.random.default_rng([self.seed, epoch, 7]).permutation(n))
+                self._perm = (epoch, np.random.default_rng([self.seed, self.stream, epoch, 7]).permutation(n))
             fh, fv = _crop_flip_rng(rng)
             s, h = self._mat.item(int(self._perm[1][pos]), fh, fv)
         else:

@@ -39,13 +39,15 @@ Input (LR SDR, the model's input convention)
 5. Anti-aliased down-scaling by the scale factor on the Y'CbCr planes, with a
    kernel drawn from ``downscale_kernels``: bicubic with antialiasing (MATLAB
    ``imresize``-like) or area (box) averaging.
-6. 4:2:0 chroma: each 2x2 chroma block averaged (as the video encoders of
-   the authors' pipeline), 8-bit rounding of all planes.
+6. 4:2:0 chroma, "left" sited as H.264 / HEVC define it (the same filter
+   the HDR10 writer uses, :func:`sdr2hdr.video.frames.downsample_chroma`),
+   8-bit rounding of all planes.
 7. With probability ``h264_prob``: one-frame H.264 (libx264, ``veryfast``) at
    a CRF uniform in ``crf_range``; the decoded planes replace the clean ones.
-8. Chroma back to full resolution by bilinear interpolation (centre-sited),
-   rounded to 8-bit: code values / 255, 4:4:4, as a video decoder followed by
-   up-sampling hands it to the network.
+8. Chroma back to full resolution with the decoder-side bilinear, sited
+   filter of ``sdr2hdr convert`` (:func:`sdr2hdr.video.frames.upsample_chroma`),
+   rounded to 8-bit: code values / 255, 4:4:4 -- exactly what the network
+   gets from a decoded 4:2:0 SDR video at inference.
 
 Determinism: every random choice is drawn from the ``numpy.random.Generator``
 passed in, in a fixed order, so a pair is a pure function of the input and
@@ -238,11 +240,15 @@ def _downscale(x: torch.Tensor, scale: int, kernel: str) -> torch.Tensor:
 
 
 def _chroma_down(c: torch.Tensor) -> torch.Tensor:
-    return F.avg_pool2d(c.unsqueeze(0), 2)[0]
+    from sdr2hdr.video.frames import downsample_chroma
+
+    return downsample_chroma(c.unsqueeze(0))[0]
 
 
-def _chroma_up(c: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(c.unsqueeze(0), scale_factor=2.0, mode="bilinear", align_corners=False)[0]
+def _chroma_up(c: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    from sdr2hdr.video.frames import upsample_chroma
+
+    return upsample_chroma(c, h, w, 2, 2, "left")
 
 
 def _h264_roundtrip(y: np.ndarray, u: np.ndarray, v: np.ndarray, crf: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -286,7 +292,7 @@ def _finish_sdr(full: torch.Tensor, scale: int, kernel: str, chroma420: bool, cr
         y8, u8, v8 = _h264_roundtrip(to8(yq[0]), to8(cq[0]), to8(cq[1]), crf)
         yq = torch.from_numpy(y8.astype(np.float32) / 255.0)[None]
         cq = torch.from_numpy(np.stack([u8, v8]).astype(np.float32) / 255.0)
-    c_full = color.quantize(_chroma_up(cq), 8)
+    c_full = color.quantize(_chroma_up(cq, yq.shape[-2], yq.shape[-1]), 8)
     return torch.cat([yq, c_full], dim=0)
 
 

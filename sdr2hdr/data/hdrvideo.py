@@ -3,10 +3,11 @@
 HDR10 / HLG clips (10-bit, BT.2020) are the ground-truth side of synthesised
 pairs and of real graded pairs; SDR clips are the input side of real pairs.
 Frames are kept as integer 4:2:0 planes (``uint16``: ``y`` ``H x W``, ``uv``
-``2 x H/2 x W/2``), which is what the bitstream holds and a third of the
+``2 x H/2 x W/2``), which is what the bitstream holds and half the
 memory of 4:4:4; patches are converted with :func:`planes_to_ycbcr`
-(bilinear, centre-sited chroma up-sampling, as :mod:`sdr2hdr.data.degrade`
-uses for the synthesised SDR input).
+(the bilinear "left"-sited chroma up-sampling of ``sdr2hdr convert``,
+:func:`sdr2hdr.video.frames.upsample_chroma`, also used by
+:mod:`sdr2hdr.data.degrade` for the synthesised SDR input).
 
 Colour tags are read from the decoder (the bitstream), not the container:
 ``androidx_media__hdr10-video-with-sdr-container.mp4`` is PQ although its
@@ -21,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sdr2hdr import color
 from sdr2hdr.errors import InputError
@@ -185,12 +185,15 @@ def decode_frames(path: str | Path, max_frames: int | None = 48, *, require_hdr:
 
 
 def planes_to_ycbcr(y: np.ndarray, uv: np.ndarray, bits: int) -> torch.Tensor:
-    """Integer 4:2:0 planes -> ``3 x H x W`` float32 code values / (2**bits - 1), chroma bilinear-upsampled."""
+    """Integer 4:2:0 planes -> ``3 x H x W`` float32 code values / (2**bits - 1), chroma up-sampled
+    ("left" siting, bilinear, as ``sdr2hdr convert`` does)."""
+    from sdr2hdr.video.frames import upsample_chroma
+
     peak = float(2**bits - 1)
     yt = torch.from_numpy(np.ascontiguousarray(y).astype(np.float32))[None] / peak
     ct = torch.from_numpy(np.ascontiguousarray(uv).astype(np.float32)) / peak
-    cu = F.interpolate(ct[None], scale_factor=2.0, mode="bilinear", align_corners=False)[0]
-    return torch.cat([yt, cu[:, : yt.shape[1], : yt.shape[2]]], dim=0)
+    cu = upsample_chroma(ct, yt.shape[1], yt.shape[2], 2, 2, "left")
+    return torch.cat([yt, cu], dim=0)
 
 
 def hdr_to_display(ycbcr: torch.Tensor, info: VideoInfo, *, hlg_peak: float = 1000.0) -> torch.Tensor:
