@@ -14,7 +14,10 @@ What is written
 * In MP4/MOV the sample entry is ``hvc1`` (parameter sets out of band), as
   Apple players require; Matroska uses ``V_MPEGH/ISO/HEVC``.
 * Video timestamps are the input's, in the input's time base, and each
-  packet carries its frame's duration (variable frame rate is kept).
+  packet carries its frame's duration (variable frame rate is kept), within
+  the output container's timestamp precision (Matroska: 1 ms). Nothing is
+  shifted: in Matroska a copied AAC stream keeps its priming packet before
+  zero (``avoid_negative_ts=disabled``); MP4/MOV express it with an edit list.
 * Audio and subtitle packets are copied unchanged from the input and
   interleaved by time; a stream whose codec the output container cannot
   hold (e.g. SubRip in MP4, mov_text in Matroska) is left out and reported.
@@ -140,7 +143,11 @@ class HDR10Writer:
         self.report = CopyReport()
         self._closed = False
         try:
-            self.out = av.open(str(path), mode="w", format=fmt)
+            # Matroska: keep every timestamp as it is, even a copied AAC stream's priming packet
+            # before 0 (FFmpeg's default would shift the whole file to make it non-negative).
+            # MP4/MOV keep them exactly with edit lists by default.
+            copts = {"avoid_negative_ts": "disabled"} if fmt == "matroska" else {}
+            self.out = av.open(str(path), mode="w", format=fmt, container_options=copts)
         except (av.error.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot write {path}: {' '.join(str(exc).split())}") from None
         try:

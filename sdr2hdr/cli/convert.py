@@ -1,0 +1,156 @@
+"""``sdr2hdr convert`` (SDR video -> HDR10 video) and ``sdr2hdr sample`` (a procedural SDR clip).
+
+The commands only parse options and report; :func:`sdr2hdr.pipeline.convert`
+and :func:`sdr2hdr.video.sample.write_sample` do the work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+
+
+def _human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+@click.command("convert")
+@click.argument("input", type=click.Path(path_type=Path, dir_okay=True))
+@click.argument("output", type=click.Path(path_type=Path, dir_okay=True))
+@click.option("--scale", type=click.Choice(["2", "4"]), default="2", show_default=True, help="Up-scaling factor.")
+@click.option("--gan", is_flag=True, help="Use the JSI-GAN weights instead of JSInet (sharper, same size).")
+@click.option("--model", "model", metavar="NAME|PATH", default=None,
+              help="Registry name or .safetensors file; overrides --gan. See 'sdr2hdr models'.")
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]", help="Where the model runs.")
+@click.option("--fp32", is_flag=True, help="Full precision on CUDA (default there: fp16 autocast). CPU is always fp32.")
+@click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Tile side in low-resolution pixels; 0 = automatic from free memory.")
+@click.option("--tile-pad", type=click.IntRange(min=0), default=None,
+              help="Context around each tile in LR pixels, blended over a quarter of it "
+                   "[default: 48, i.e. exact for the model's 34-pixel receptive field].")
+@click.option("--batch", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Frames per model call; 0 = 4 on CUDA, 1 on CPU.")
+@click.option("--crf", type=click.FloatRange(0, 51), default=16, show_default=True,
+              help="x265 constant rate factor (16: near-transparent for 4K HDR10).")
+@click.option("--preset", type=click.Choice(PRESETS), default="medium", show_default=True, help="x265 preset.")
+@click.option("--x265-params", "x265_extra", default="", metavar="K=V:K=V",
+              help="Extra x265 parameters (HDR10 signalling ones are reserved).")
+@click.option("--mastering", type=click.Choice(["p3", "bt2020"]), default="p3", show_default=True,
+              help="Mastering display primaries in the SMPTE ST 2086 metadata (P3-D65 or BT.2020).")
+@click.option("--peak-nits", type=click.FloatRange(min=1, max=10000), default=1000.0, show_default=True,
+              help="Mastering display peak luminance, cd/m².")
+@click.option("--min-nits", type=click.FloatRange(min=0, max=1), default=0.0001, show_default=True,
+              help="Mastering display black level, cd/m².")
+@click.option("--cll", type=click.Choice(["unknown", "measure"]), default="unknown", show_default=True,
+              help="MaxCLL/MaxFALL in the bitstream: 'unknown' signals 0,0 (one pass); 'measure' runs the model "
+                   "over the whole video first and signals the measured values (about twice the time).")
+@click.option("--no-audio", is_flag=True, help="Do not copy audio streams.")
+@click.option("--no-subtitles", is_flag=True, help="Do not copy subtitle streams.")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--allow-truncated", is_flag=True,
+              help="Convert what decodes of a truncated or damaged input instead of refusing it.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary (warnings and errors only).")
+def convert_cmd(
+    input: Path, output: Path, scale: str, gan: bool, model: str | None, device: str, fp32: bool, tile: int,
+    tile_pad: int | None, batch: int, crf: float, preset: str, x265_extra: str, mastering: str, peak_nits: float,
+    min_nits: float, cll: str, no_audio: bool, no_subtitles: bool, overwrite: bool, allow_truncated: bool, quiet: bool,
+) -> None:
+    """Convert SDR video INPUT to an HDR10 (HEVC Main 10, PQ, BT.2020) file OUTPUT (.mkv, .mp4 or .mov).
+
+    The picture is up-scaled x2 or x4 and inverse tone mapped by JSInet / JSI-GAN;
+    timestamps, audio and subtitles are kept. OUTPUT is written to a temporary
+    file beside it and only appears when the conversion succeeded.
+    """
+    from rich.console import Console
+
+    from sdr2hdr import pipeline
+
+    err = Console(stderr=True)
+    bar = None
+    tasks: dict[str, int] = {}
+    callback = None
+    if not quiet:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+            TextColumn("{task.fields[fps]:>6.2f} fps"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=err, transient=False,
+        )
+
+        def callback(p: pipeline.Progress) -> None:
+            if p.phase not in tasks:
+                label = "measuring" if p.phase == "measure" else "converting"
+                tasks[p.phase] = bar.add_task(label, total=p.total, fps=0.0)
+            bar.update(tasks[p.phase], completed=p.encoded, total=max(p.total or 0, p.done) or None, fps=p.fps)
+
+    try:
+        if bar is not None:
+            bar.start()
+        summary = pipeline.convert(
+            input, output, model=model, scale=int(scale), gan=gan, tile=tile, tile_pad=tile_pad, batch=batch,
+            device=device, half=not fp32, crf=crf, preset=preset, x265_extra=x265_extra, mastering=mastering,
+            peak_nits=peak_nits, min_nits=min_nits, cll=cll, copy_audio=not no_audio,
+            copy_subtitles=not no_subtitles, overwrite=overwrite, allow_truncated=allow_truncated, progress=callback,
+        )
+    finally:
+        if bar is not None:
+            bar.stop()
+    for w in summary.warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    if quiet:
+        return
+    _print_summary(summary)
+
+
+def _print_summary(s: object) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from sdr2hdr.pipeline import ConvertSummary
+
+    assert isinstance(s, ConvertSummary)
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("input", f"{s.input}  ({s.input_description})")
+    tile = "whole frame" if s.tile == 0 else f"{s.tile} px tiles"
+    t.add_row("output", f"{s.output}  (HEVC Main 10 HDR10 {s.output_size[0]}x{s.output_size[1]}, x{s.scale})")
+    t.add_row("model", f"{s.model} on {s.device} {s.precision}, {tile} + {s.tile_pad} px pad, batch {s.batch}"
+              + (f", {s.oom_retries} out-of-memory retries" if s.oom_retries else ""))
+    passes = f", {s.passes} passes" if s.passes > 1 else ""
+    t.add_row("frames", f"{s.frames} in {s.seconds:.1f} s ({s.frames / s.seconds if s.seconds else 0:.2f} fps{passes})")
+    t.add_row("size", _human_size(s.size_bytes))
+    signalled = "signalled as 0,0 (unknown)" if s.signalled_cll == (0, 0) else f"signalled {s.signalled_cll[0]},{s.signalled_cll[1]}"
+    t.add_row("MaxCLL", f"{s.max_cll:.0f} cd/m², MaxFALL {s.max_fall:.0f} cd/m² (measured on the frames written; {signalled})")
+    if s.copied_streams:
+        t.add_row("copied", ", ".join(s.copied_streams))
+    Console().print(t, highlight=False)
+
+
+@click.command("sample")
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--seconds", type=click.FloatRange(min=0.05, max=600), default=2.0, show_default=True)
+@click.option("--fps", type=click.FloatRange(min=1, max=240), default=24.0, show_default=True)
+@click.option("--size", default="320x180", show_default=True, metavar="WxH", help="Frame size (even numbers).")
+@click.option("--no-audio", is_flag=True, help="Leave out the 440 Hz stereo AAC tone.")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+def sample_cmd(output: Path, seconds: float, fps: float, size: str, no_audio: bool, overwrite: bool) -> None:
+    """Write a small procedural SDR clip OUTPUT (H.264, BT.709 limited, yuv420p) to try 'convert' on."""
+    from sdr2hdr.video.sample import write_sample
+
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected WxH, got {size!r}", param_hint="--size") from None
+    n = write_sample(output, seconds=seconds, fps=fps, width=w, height=h, audio=not no_audio, overwrite=overwrite)
+    click.echo(f"wrote {output}: {n} frames, {w}x{h}, {fps:g} fps, H.264 BT.709 SDR" + ("" if no_audio else " with AAC audio"))
+

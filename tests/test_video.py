@@ -1,0 +1,234 @@
+"""Video input: chroma filters, the colour path to the model input, codecs/containers, refusals.
+
+Clips are tiny (32x24, a few frames) and generated here (tests/videos.py);
+timestamps and tags are checked against ffprobe, code values against
+colour-science.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import warnings
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+warnings.filterwarnings("ignore", module="colour")
+import colour  # noqa: E402
+
+import videos  # noqa: E402
+from sdr2hdr.errors import InputError  # noqa: E402
+from sdr2hdr.video import frames as fr  # noqa: E402
+from sdr2hdr.video.probe import probe  # noqa: E402
+from sdr2hdr.video.reader import FrameReader  # noqa: E402
+
+K = {"bt709": colour.WEIGHTS_YCBCR["ITU-R BT.709"], "bt601": colour.WEIGHTS_YCBCR["ITU-R BT.601"]}
+
+
+def read_all(path: Path, **kw: object) -> tuple[list[fr.PlanarFrame], FrameReader]:
+    reader = FrameReader(probe(path), **kw)
+    return list(reader), reader
+
+
+# ------------------------------------------------------------- chroma filters
+
+
+def test_upsample_420_left_siting_known_values() -> None:
+    c = torch.tensor([[0.0, 4.0], [8.0, 12.0]], dtype=torch.float64)  # chroma 2x2 for luma 4x4
+    up = fr.upsample_chroma(c, 4, 4, 2, 2, "left")
+    # columns: 0 -> c0, 1 -> (c0+c1)/2, 2 -> c1, 3 -> c1 (edge); rows: sample j sits at luma row 2j+0.5
+    row0 = torch.tensor([0.0, 2.0, 4.0, 4.0])
+    row1 = torch.tensor([8.0, 10.0, 12.0, 12.0])
+    expect = torch.stack([row0, 0.75 * row0 + 0.25 * row1, 0.25 * row0 + 0.75 * row1, row1]).double()
+    torch.testing.assert_close(up, expect)
+
+
+def test_upsample_center_422_and_odd_sizes() -> None:
+    c = torch.tensor([[0.0, 4.0, 8.0]], dtype=torch.float64)  # 4:2:2, luma width 5 -> 3 chroma
+    up = fr.upsample_chroma(c, 1, 5, 2, 1, "left")  # co-sited: even columns exact, odd ones midpoints
+    torch.testing.assert_close(up, torch.tensor([[0.0, 2.0, 4.0, 6.0, 8.0]], dtype=torch.float64))
+    upc = fr.upsample_chroma(c, 1, 5, 2, 1, "center")  # sample i at luma 2i + 0.5
+    torch.testing.assert_close(upc, torch.tensor([[0.0, 1.0, 3.0, 5.0, 7.0]], dtype=torch.float64))
+
+
+def test_downsample_left_sited_and_linear_ramp_round_trip() -> None:
+    x = torch.arange(8, dtype=torch.float64).view(1, 1, 1, 8).expand(1, 1, 4, 8) * 10
+    d = fr.downsample_chroma(x)  # [1,2,1]/4 centred on even columns: a ramp keeps its value there
+    torch.testing.assert_close(d[0, 0, 0], torch.tensor([2.5, 20.0, 40.0, 60.0], dtype=torch.float64))
+    up = fr.upsample_chroma(d, 4, 8, 2, 2, "left")
+    torch.testing.assert_close(up[..., 2:7], x[..., 2:7])  # interior of a ramp survives the round trip
+    v = torch.arange(4, dtype=torch.float64).view(1, 1, 4, 1).expand(1, 1, 4, 2)
+    torch.testing.assert_close(fr.downsample_chroma(v)[0, 0, :, 0], torch.tensor([0.5, 2.5], dtype=torch.float64))
+
+
+# -------------------------------------------------------- colour path (model input)
+
+
+@pytest.mark.parametrize(
+    ("matrix", "full_range", "codec", "pix_fmt"),
+    [
+        ("bt709", False, "libx264", "yuv420p"),
+        ("bt601", False, "libx264", "yuv420p"),
+        ("bt709", True, "libx264", "yuv420p"),
+        ("bt601", True, "ffv1", "yuv422p"),
+    ],
+)
+def test_model_input_code_values(tmp_path: Path, matrix: str, full_range: bool, codec: str, pix_fmt: str) -> None:
+    colours = [(0.9, 0.2, 0.1), (0.1, 0.7, 0.4), (0.5, 0.5, 0.95)]
+    pics = [videos.flat(1, 32, 24, c)[0] for c in colours]
+    opts = {"qp": "0"} if codec == "libx264" else {}
+    path = videos.make_clip(tmp_path / f"flat.{'mp4' if codec == 'libx264' else 'mkv'}", frames=pics, codec=codec,
+                            pix_fmt=pix_fmt, matrix=matrix, full_range=full_range, options=opts)
+    info = probe(path)
+    assert (info.fmt.matrix, info.fmt.full_range) == (matrix, full_range)
+    got, _ = read_all(path)
+    assert len(got) == 3
+    for rgb, pf in zip(colours, got):
+        codes = colour.RGB_to_YCbCr(np.array(rgb), K[matrix], out_bits=8, out_legal=not full_range, out_int=True)
+        assert [int(p[0, 0]) for p in pf.planes] == codes.tolist()  # the file holds what colour-science says
+        rgb_q = colour.YCbCr_to_RGB(codes.astype(np.float64), K[matrix], in_bits=8, in_legal=not full_range, in_int=True)
+        expect = colour.RGB_to_YCbCr(rgb_q, K["bt709"], out_bits=8, out_legal=True, out_int=False)
+        x = fr.model_input([pf])
+        assert x.shape == (1, 3, 24, 32)
+        torch.testing.assert_close(x[0], torch.tensor(expect, dtype=torch.float32).view(3, 1, 1).expand(3, 24, 32),
+                                   atol=1e-6, rtol=0)
+
+
+def test_model_input_textured_601_full_444(tmp_path: Path) -> None:
+    """Non-flat 4:4:4 BT.601 full range: exact planes -> exact BT.709 limited values, pixel by pixel."""
+    pics = videos.scene(2, 32, 24)
+    path = videos.make_clip(tmp_path / "t.mkv", frames=pics, codec="ffv1", pix_fmt="yuv444p", matrix="bt601", full_range=True)
+    got, _ = read_all(path)
+    for pf in got:
+        codes = np.stack(pf.planes, axis=-1).astype(np.float64)
+        rgb_q = colour.YCbCr_to_RGB(codes, K["bt601"], in_bits=8, in_legal=False, in_int=True)
+        expect = colour.RGB_to_YCbCr(rgb_q, K["bt709"], out_bits=8, out_legal=True, out_int=False)
+        x = fr.model_input([pf], dtype=torch.float64)[0].permute(1, 2, 0).numpy()
+        np.testing.assert_allclose(x, expect, atol=1e-9)
+
+
+def test_ffmpeg_cli_made_601_full_range_clip(tmp_path: Path) -> None:
+    """A clip made by the ffmpeg CLI (not our writer), BT.601 full range 4:4:4: exact values pixel by pixel."""
+    path = tmp_path / "cli.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=48x32:rate=25:duration=0.2",
+         "-vf", "scale=out_color_matrix=bt601:out_range=full,format=yuv444p", "-color_range", "pc",
+         "-colorspace", "smpte170m", "-color_primaries", "smpte170m", "-color_trc", "smpte170m",
+         "-c:v", "libx264", "-qp", "0", str(path)],
+        check=True,
+    )
+    info = probe(path)
+    assert (info.fmt.matrix, info.fmt.full_range, info.width, info.height) == ("bt601", True, 48, 32)
+    got, _ = read_all(path)
+    assert len(got) == 5
+    codes = np.stack(got[0].planes, axis=-1).astype(np.float64)
+    assert codes[..., 0].min() < 16 or codes[..., 0].max() > 235  # really full range in the file
+    rgb_q = colour.YCbCr_to_RGB(codes, K["bt601"], in_bits=8, in_legal=False, in_int=True)
+    expect = colour.RGB_to_YCbCr(rgb_q, K["bt709"], out_bits=8, out_legal=True, out_int=False)
+    x = fr.model_input(got[:1], dtype=torch.float64)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(x, expect, atol=1e-9)
+
+
+# ---------------------------------------------------------- codecs / containers
+
+
+CODECS = [
+    ("h264.mp4", "libx264", "yuv420p", (32, 24)),
+    ("hevc.mkv", "libx265", "yuv420p", (32, 24)),
+    ("vp9.webm", "libvpx-vp9", "yuv420p", (32, 24)),
+    ("av1.mkv", "libsvtav1", "yuv420p", (32, 24)),
+    ("mpeg2.ts", "mpeg2video", "yuv420p", (32, 24)),
+    ("prores.mov", "prores_ks", "yuv422p10le", (32, 24)),
+    ("h264_444.mov", "libx264", "yuv444p", (32, 24)),
+    ("odd.mkv", "ffv1", "yuv420p", (33, 25)),
+    ("odd_444.mp4", "libx264", "yuv444p", (33, 25)),
+]
+
+
+@pytest.mark.parametrize(("name", "codec", "pix_fmt", "size"), CODECS, ids=[c[0] for c in CODECS])
+def test_codecs_and_containers(tmp_path: Path, name: str, codec: str, pix_fmt: str, size: tuple[int, int]) -> None:
+    pics = videos.scene(4, *size)
+    path = videos.make_clip(tmp_path / name, frames=pics, codec=codec, pix_fmt=pix_fmt, size=size)
+    info = probe(path)
+    assert (info.width, info.height) == size and info.fmt.matrix == "bt709" and not info.fmt.full_range
+    got, reader = read_all(path)
+    assert len(got) == 4 and not reader.warnings
+    probe_pts = [f.get("pts") for f in videos.ffprobe_json(path, "-select_streams", "v", "-show_frames")["frames"]]
+    assert [f.pts for f in got] == probe_pts
+    x = fr.model_input(got, dtype=torch.float64)
+    ref = torch.stack([fr.color.rgb_to_ycbcr(p, "bt709", bits=8) for p in pics])
+    mse = float(((x - ref) ** 2).mean())
+    assert 10 * np.log10(1 / mse) > 25, name  # lossy, but the right picture in the right colours
+
+
+def test_vfr_timestamps_and_durations(tmp_path: Path) -> None:
+    pts = [0, 40, 70, 130, 150, 200, 260]
+    path = videos.make_clip(tmp_path / "vfr.mkv", n=len(pts), pts=pts, time_base=Fraction(1, 1000), fps=24)
+    got, _ = read_all(path)
+    assert [f.pts for f in got] == pts
+    assert [f.duration for f in got[:-1]] == [b - a for a, b in zip(pts, pts[1:])]
+    assert got[-1].duration > 0
+
+
+def test_untagged_sd_is_bt601_and_hd_bt709(tmp_path: Path) -> None:
+    sd = videos.make_clip(tmp_path / "sd.mkv", n=1, size=(64, 48), codec="ffv1", tag=False)
+    assert probe(sd).fmt.matrix == "bt601"
+    hd = videos.make_clip(tmp_path / "hd.mkv", n=1, size=(1280, 16), codec="ffv1", tag=False)
+    assert probe(hd).fmt.matrix == "bt709"
+
+
+# ------------------------------------------------------------------ refusals
+
+
+def _one_line(exc: pytest.ExceptionInfo[InputError]) -> str:
+    msg = str(exc.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_refuses_generated_hdr10_and_untagged_10bit_bt2020(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as e:
+        probe(videos.make_hdr10_clip(tmp_path / "pq.mkv"))
+    assert "already HDR" in _one_line(e) and "pq.mkv" in str(e.value)
+    with pytest.raises(InputError) as e:
+        probe(videos.make_hdr10_clip(tmp_path / "untagged.mkv", tag_transfer=False))
+    assert "BT.2020" in _one_line(e)
+
+
+def test_refuses_real_hdr_clips(shared: Path) -> None:
+    clips = sorted((shared / "data" / "video").glob("*"))
+    assert len(clips) >= 4
+    for clip in clips:  # includes an HDR10 bitstream in a container tagged SDR
+        with pytest.raises(InputError) as e:
+            probe(clip)
+        assert "already HDR" in _one_line(e), clip
+
+
+def test_refuses_non_videos(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        probe(tmp_path / "missing.mp4")
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 20)
+    with pytest.raises(InputError) as e:
+        probe(text)
+    assert "not a video file" in _one_line(e)
+    with pytest.raises(InputError) as e:
+        probe(videos.make_audio_only(tmp_path / "audio.m4a"))
+    assert "no video stream" in _one_line(e)
+
+
+def test_truncated_input_refused_or_converted_on_request(tmp_path: Path) -> None:
+    full = videos.make_clip(tmp_path / "full.mkv", n=48, size=(32, 24))
+    cut = videos.truncate(full, tmp_path / "cut.mkv", 0.5)
+    with pytest.raises(InputError) as e:
+        read_all(cut)
+    assert "truncated" in _one_line(e) and "--allow-truncated" in str(e.value)
+    got, reader = read_all(cut, allow_truncated=True)
+    assert 5 < len(got) < 48 and any("truncated" in w for w in reader.warnings)
+    mp4 = videos.make_clip(tmp_path / "full.mp4", n=8)
+    with pytest.raises(InputError) as e:  # index (moov) at the end: cannot even be opened
+        probe(videos.truncate(mp4, tmp_path / "cut.mp4", 0.5))
+    assert "cut.mp4" in _one_line(e)
