@@ -79,6 +79,8 @@ __all__ = [
     "weights_name",
     "load_checkpoint",
     "TrainingInterrupted",
+    "jsinet_step",
+    "jsigan_step",
 ]
 
 CHECKPOINT = "checkpoint.pt"
@@ -777,21 +779,12 @@ class Trainer:
         gm.train()
 
         def step_fn(x: torch.Tensor, y: torch.Tensor, step: int) -> dict[str, float]:
-            lr = stage1_lr(step, total, cfg.lr)
-            _set_lr(opt, lr)
-            with self._autocast():
-                p = gm(x)
-            loss = F.mse_loss(p.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return {"loss": float(loss.detach()), "lr": lr}
+            return jsinet_step(gm, opt, x, y, stage1_lr(step, total, cfg.lr), autocast=self._autocast)
 
         return self._loop("jsinet", total, step0, step_fn, gm, {"generator": g}, {"opt_g": opt})
 
     def _stage2(self, total: int, step0: int, ckpt: dict[str, Any] | None) -> bool:
-        from sdr2hdr.models import detail_layer
-        from sdr2hdr.models.losses import LossWeights, discriminator_losses, generator_loss
+        from sdr2hdr.models.losses import LossWeights
 
         cfg = self.cfg
         w = LossWeights()
@@ -820,51 +813,95 @@ class Trainer:
             m.train()
 
         def step_fn(x: torch.Tensor, y: torch.Tensor, step: int) -> dict[str, float]:
-            lr = stage2_lr(step, total, cfg.gan_lr)
-            for o in (opt_g, opt_d1, opt_d2):
-                _set_lr(o, lr)
-            with self._autocast():
-                p = gm(x)
-            p = p.float()
-            yd = detail_layer(y)
-            pd = detail_layer(p)
-            # D1 and D2 on the detached prediction.
-            d1.requires_grad_(True)
-            d2.requires_grad_(True)
-            with self._autocast():
-                d1r, _ = d1(y)
-                d1f, _ = d1(p.detach())
-                d2r, _ = d2(yd)
-                d2f, _ = d2(pd.detach())
-            l_d1, l_d2 = discriminator_losses(d1r, d1f, d2r, d2f, w)
-            opt_d1.zero_grad(set_to_none=True)
-            opt_d2.zero_grad(set_to_none=True)
-            (l_d1 + l_d2).backward()
-            self.dist.average_grads(d1)
-            self.dist.average_grads(d2)
-            opt_d1.step()
-            opt_d2.step()
-            # G with the updated discriminators (their weights frozen for this backward).
-            d1.requires_grad_(False)
-            d2.requires_grad_(False)
-            with self._autocast():
-                d1r, f1r = d1(y)
-                d1f, f1f = d1(p)
-                d2r, f2r = d2(yd)
-                d2f, f2f = d2(pd)
-            l_g, parts = generator_loss(y, p, d1r, d1f, d2r, d2f, f1r, f1f, f2r, f2f, w, return_parts=True)  # type: ignore[misc]
-            opt_g.zero_grad(set_to_none=True)
-            l_g.backward()
-            opt_g.step()
-            d1.requires_grad_(True)
-            d2.requires_grad_(True)
-            out = {"loss": float(l_g.detach()), "loss_d1": float(l_d1.detach()), "loss_d2": float(l_d2.detach()), "lr": lr}
-            out.update({k: float(v.detach()) for k, v in parts.items()})
-            return out
+            return jsigan_step(gm, d1, d2, opt_g, opt_d1, opt_d2, x, y, stage2_lr(step, total, cfg.gan_lr),
+                               weights=w, autocast=self._autocast, dist=self.dist)
 
         return self._loop(
             "jsigan", total, step0, step_fn, gm, {"generator": g, "d1": d1, "d2": d2}, {"opt_g": opt_g, "opt_d1": opt_d1, "opt_d2": opt_d2}
         )
+
+
+# --------------------------------------------------------------------------- one optimiser step
+
+
+def jsinet_step(
+    g: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, lr: float,
+    *, autocast: Callable[[], Any] = contextlib.nullcontext,
+) -> dict[str, float]:
+    """One JSInet step: ``L2 = mean((Y - P)**2)``, Adam at ``lr``. Returns ``{"loss", "lr"}``."""
+    _set_lr(opt, lr)
+    with autocast():
+        p = g(x)
+    loss = F.mse_loss(p.float(), y.float())
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {"loss": float(loss.detach()), "lr": lr}
+
+
+def jsigan_step(
+    g: nn.Module, d1: nn.Module, d2: nn.Module,
+    opt_g: torch.optim.Optimizer, opt_d1: torch.optim.Optimizer, opt_d2: torch.optim.Optimizer,
+    x: torch.Tensor, y: torch.Tensor, lr: float, *, weights: Any = None,
+    autocast: Callable[[], Any] = contextlib.nullcontext, dist: Any = None,
+) -> dict[str, float]:
+    """One JSI-GAN step (spec "Losses"): update D1 and D2, then G.
+
+    ``P = G(X)`` once; D1 sees ``Y`` / ``P.detach()``, D2 the detail layers
+    ``Yd`` / ``Pd.detach()`` (real and fake in separate calls, as the authors'
+    graph); ``L_D1`` and ``L_D2 = lambda_d * RaHinge_D`` step D1 and D2. Then,
+    with the updated (frozen) discriminators, ``L_G = lambda_rec L2 +
+    lambda_adv (G_D1 + lambda_d G_D2) + lambda_fm (FM_D1 + lambda_d FM_D2)``
+    steps G. All three optimisers at ``lr``. Returns the loss terms:
+    ``loss`` (L_G), ``loss_d1``, ``loss_d2``, ``rec``, ``adv1``, ``adv2``,
+    ``fm1``, ``fm2`` (unweighted), ``lr``.
+    """
+    from sdr2hdr.models import detail_layer
+    from sdr2hdr.models.losses import LossWeights, discriminator_losses, generator_loss
+
+    w = weights or LossWeights()
+    for o in (opt_g, opt_d1, opt_d2):
+        _set_lr(o, lr)
+    y = y.float()
+    with autocast():
+        p = g(x)
+    p = p.float()
+    yd = detail_layer(y)
+    pd = detail_layer(p)
+    d1.requires_grad_(True)
+    d2.requires_grad_(True)
+    with autocast():
+        d1r, _ = d1(y)
+        d1f, _ = d1(p.detach())
+        d2r, _ = d2(yd)
+        d2f, _ = d2(pd.detach())
+    l_d1, l_d2 = discriminator_losses(d1r, d1f, d2r, d2f, w)
+    opt_d1.zero_grad(set_to_none=True)
+    opt_d2.zero_grad(set_to_none=True)
+    (l_d1 + l_d2).backward()
+    if dist is not None:
+        dist.average_grads(d1)
+        dist.average_grads(d2)
+    opt_d1.step()
+    opt_d2.step()
+    d1.requires_grad_(False)
+    d2.requires_grad_(False)
+    try:
+        with autocast():
+            d1r, f1r = d1(y)
+            d1f, f1f = d1(p)
+            d2r, f2r = d2(yd)
+            d2f, f2f = d2(pd)
+        l_g, parts = generator_loss(y, p, d1r, d1f, d2r, d2f, f1r, f1f, f2r, f2f, w, return_parts=True)  # type: ignore[misc]
+        opt_g.zero_grad(set_to_none=True)
+        l_g.backward()
+        opt_g.step()
+    finally:
+        d1.requires_grad_(True)
+        d2.requires_grad_(True)
+    out = {"loss": float(l_g.detach()), "loss_d1": float(l_d1.detach()), "loss_d2": float(l_d2.detach()), "lr": lr}
+    out.update({k: float(v.detach()) for k, v in parts.items()})
+    return out
 
 
 def _unwrap(m: nn.Module) -> nn.Module:

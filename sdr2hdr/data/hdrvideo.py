@@ -144,9 +144,9 @@ def decode_frames(path: str | Path, max_frames: int | None = 48, *, require_hdr:
         s = c.streams.video[0]
         s.thread_type = "AUTO"
         total = int(s.frames or 0)
-        wanted: set[int] | None = None
-        if max_frames is not None and total > max_frames:
-            wanted = set(np.linspace(0, total - 1, max_frames).round().astype(int).tolist())
+        # Evenly spread: the first frame of each of max_frames equal buckets of
+        # the announced length (robust to a container that over-counts).
+        spread = max_frames is not None and total > max_frames
         ys: list[np.ndarray] = []
         uvs: list[np.ndarray] = []
         idx: list[int] = []
@@ -161,14 +161,14 @@ def decode_frames(path: str | Path, max_frames: int | None = 48, *, require_hdr:
                         )
                     if require_hdr is False and info.is_hdr:
                         raise InputError(f"{path}: is an HDR video ({info.transfer}) where the SDR side of a pair is expected")
-                if wanted is not None and i not in wanted:
+                if spread and i > 0 and (i * max_frames) // total == ((i - 1) * max_frames) // total:  # type: ignore[operator]
                     continue
                 y, uv = _frame_planes(frame, 10 if info.bits > 8 else 8)
                 hh, ww = y.shape[0] // 2 * 2, y.shape[1] // 2 * 2
                 ys.append(y[:hh, :ww])
                 uvs.append(uv[:, : hh // 2, : ww // 2])
                 idx.append(i)
-                if max_frames is not None and wanted is None and len(ys) >= max_frames:
+                if max_frames is not None and len(ys) >= max_frames:
                     break
         except InputError:
             raise
