@@ -4,10 +4,11 @@
     python benchmarks/bench_model.py --device cuda        # CUDA, 1x3x540x960 LR, fp32/fp16/bf16
     python benchmarks/bench_model.py --ops                # also time the dynamic-filter variants
 
-For each scale: warm-up, then the median of N timed forwards under
-``torch.inference_mode``, of (a) the full JSInet and (b) the same network with
+For each scale: warm-up, then N timed forwards under ``torch.inference_mode``,
+alternating (a) the full JSInet and (b) the same network with
 ``conv_only=True`` (guided filter + every convolution, no softmax / dynamic
-filtering / sigmoid / combination).  Prints absolute times and full/conv-only.
+filtering / sigmoid / combination).  Prints the medians, their ratio
+full/conv-only, and the best-of-N times and ratio (robust to a loaded machine).
 On CUDA also under fp16 and bf16 autocast (channels_last with ``--channels-last``).
 
 ``--ops`` times the dynamic filters alone: the tap loop used by JSInet vs
@@ -70,15 +71,25 @@ def bench_net(scale: int, args, device: torch.device, dtype_name: str) -> None:
             return net(x, conv_only=conv_only)
 
     with torch.inference_mode():
-        t_full = time_fn(lambda: run(False), device, args.warmup, args.runs)
-        t_conv = time_fn(lambda: run(True), device, args.warmup, args.runs)
-        # Interleave a second round to smooth out drifts in machine load.
-        t_full = min(t_full, time_fn(lambda: run(False), device, 1, args.runs))
-        t_conv = min(t_conv, time_fn(lambda: run(True), device, 1, args.runs))
+        for _ in range(args.warmup):
+            run(False)
+            run(True)
+        # Alternate full / conv-only so that drifts in machine load hit both alike.
+        t_full, t_conv = [], []
+        for _ in range(args.runs):
+            for conv_only, ts in ((False, t_full), (True, t_conv)):
+                _sync(device)
+                t0 = time.perf_counter()
+                run(conv_only)
+                _sync(device)
+                ts.append((time.perf_counter() - t0) * 1e3)
+    med_f, med_c = statistics.median(t_full), statistics.median(t_conv)
+    min_f, min_c = min(t_full), min(t_conv)
     hr = f"{args.height * scale}x{args.width * scale}"
     print(
         f"x{scale} {dtype_name:4s} LR {args.height}x{args.width} -> HR {hr}: "
-        f"full {t_full:9.2f} ms | conv-only {t_conv:9.2f} ms | ratio {t_full / t_conv:.3f}",
+        f"full {med_f:9.2f} ms | conv-only {med_c:9.2f} ms | ratio {med_f / med_c:.3f} (median of {args.runs}); "
+        f"best-of: {min_f:.2f} / {min_c:.2f} ms, ratio {min_f / min_c:.3f}",
         flush=True,
     )
 

@@ -113,10 +113,9 @@ def test_dynamic_local_filter_matches_reference(s, k, h, w):
     np.testing.assert_allclose(ops.dynamic_local_filter_unfold(x, f, s, k=k).numpy(), ref, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("s", [2, 4])
-def test_fused_softmax_over_81_taps(s):
+@pytest.mark.parametrize("s,h,w", [(2, 7, 6), (4, 5, 4)])
+def test_fused_softmax_over_81_taps(s, h, w):
     g = torch.Generator().manual_seed(2)
-    h, w = 7, 6
     x = torch.rand(1, 3, h, w, generator=g, dtype=torch.float64)
     logits = 4 * torch.randn(1, 81 * s * s, h, w, generator=g, dtype=torch.float64)
     # softmax over the 81 taps of each (subpixel, pixel): layout tap*s^2 + q
@@ -160,7 +159,7 @@ def test_dynamic_local_filter_gradcheck():
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("s,k,h,w", [(2, 41, 23, 45), (4, 41, 5, 7), (2, 5, 6, 7), (3, 7, 5, 9)])
+@pytest.mark.parametrize("s,k,h,w", [(2, 41, 3, 45), (2, 41, 44, 3), (4, 41, 5, 7), (2, 5, 6, 7), (3, 7, 5, 9)])
 def test_dynamic_separable_filter_matches_reference(s, k, h, w):
     g = torch.Generator().manual_seed(4)
     x = torch.rand(1, 3, h, w, generator=g, dtype=torch.float64)
@@ -205,6 +204,44 @@ def test_dynamic_filter_shape_errors():
         ops.dynamic_local_filter(x, torch.rand(1, 81 * 3, 5, 5), 2)
     with pytest.raises(ValueError):
         ops.dynamic_separable_filter(x, torch.rand(1, 41 * 4, 5, 5), torch.rand(1, 40 * 4, 5, 5), 2)
+
+
+@pytest.mark.parametrize("s", [2, 4])
+def test_custom_backward_matches_autograd_of_unfold_versions(s):
+    """Full-size taps (81, 41 + 41), batch 2, against autograd through the unfold variants."""
+    g = torch.Generator().manual_seed(6)
+    b, h, w = 2, 9, 23
+    x = torch.rand(b, 3, h, w, generator=g, dtype=torch.float64, requires_grad=True)
+    z = torch.randn(b, 81 * s * s, h, w, generator=g, dtype=torch.float64, requires_grad=True)
+    fv = torch.randn(b, 41 * s * s, h, w, generator=g, dtype=torch.float64, requires_grad=True)
+    fh = torch.randn(b, 41 * s * s, h, w, generator=g, dtype=torch.float64, requires_grad=True)
+    up = torch.randn(b, 3, s * s, h, w, generator=g, dtype=torch.float64)
+
+    def grads(out, inputs):
+        return torch.autograd.grad((out * up).sum(), inputs)
+
+    sm = torch.softmax(z.reshape(b, 81, s * s, h, w), 1).reshape(b, -1, h, w)
+    ref = grads(ops.dynamic_local_filter_unfold(x, sm, s), (x, z))
+    got = grads(ops.dynamic_local_filter(x, z, s, softmax=True), (x, z))
+    for r, o in zip(ref, got):
+        torch.testing.assert_close(o, r, atol=1e-9, rtol=1e-7)
+    ref = grads(ops.dynamic_local_filter_unfold(x, z, s), (x, z))
+    got = grads(ops.dynamic_local_filter(x, z, s), (x, z))
+    for r, o in zip(ref, got):
+        torch.testing.assert_close(o, r, atol=1e-9, rtol=1e-7)
+    ref = grads(ops.dynamic_separable_filter_unfold(x, fv, fh, s), (x, fv, fh))
+    got = grads(ops.dynamic_separable_filter(x, fv, fh, s), (x, fv, fh))
+    for r, o in zip(ref, got):
+        torch.testing.assert_close(o, r, atol=1e-9, rtol=1e-7)
+    # only the filters require grad (the usual training case: x is data)
+    xd = x.detach()
+    sm = torch.softmax(z.reshape(b, 81, s * s, h, w), 1).reshape(b, -1, h, w)
+    (gz,) = grads(ops.dynamic_local_filter(xd, z, s, softmax=True), (z,))
+    (rz,) = grads(ops.dynamic_local_filter_unfold(xd, sm, s), (z,))
+    torch.testing.assert_close(gz, rz, atol=1e-9, rtol=1e-7)
+    (gh,) = grads(ops.dynamic_separable_filter(xd, fv.detach(), fh, s), (fh,))
+    (rh,) = grads(ops.dynamic_separable_filter_unfold(xd, fv.detach(), fh, s), (fh,))
+    torch.testing.assert_close(gh, rh, atol=1e-9, rtol=1e-7)
 
 
 # --------------------------------------------------------------------------

@@ -142,10 +142,9 @@ class JSInet(nn.Module):
 
     def __init__(self, scale: int = 2, in_ch: int = 3, conv_only: bool = False) -> None:
         super().__init__()
-        if scale not in (2, 4):
-            # The architecture works for any integer scale; the paper trains 2 and 4.
-            if not (isinstance(scale, int) and scale >= 1):
-                raise ValueError(f"scale must be a positive int, got {scale!r}")
+        # The paper trains x2 and x4; the architecture works for any integer scale.
+        if isinstance(scale, bool) or int(scale) != scale or scale < 1:
+            raise ValueError(f"scale must be a positive int, got {scale!r}")
         self.scale = int(scale)
         self.conv_only = conv_only
         self.local_contrast_enhancement = LocalContrastEnhancement(self.scale, in_ch)
@@ -172,6 +171,8 @@ class JSInet(nn.Module):
 
     def forward(self, x: Tensor, conv_only: bool | None = None) -> Tensor:
         conv_only = self.conv_only if conv_only is None else conv_only
+        if x.dim() != 4 or x.shape[-1] < 3 or x.shape[-2] < 3:
+            raise ValueError(f"expected B x C x H x W with H, W >= 3, got {tuple(x.shape)}")
         s = self.scale
         xb, xd = ops.decompose(x)  # float32
         in_dtype = x.dtype if x.is_floating_point() else torch.float32
