@@ -232,7 +232,8 @@ class TiledModel:
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         if self.max_batch is not None and b > self.max_batch:
-            return torch.cat([self._forward(x[i : i + self.max_batch]) for i in range(0, b, self.max_batch)])
+            step = self.max_batch  # may shrink further inside; each chunk then splits itself
+            return torch.cat([self._forward(x[i : i + step]) for i in range(0, b, step)])
         while True:
             try:
                 assert self.tile is not None

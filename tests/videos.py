@@ -152,3 +152,16 @@ def decode_hdr10(path: Path) -> list[torch.Tensor]:
     """Decoded HDR10 frames as ``3 x H x W`` Y'CbCr code / 1023 (chroma up-sampled, "left")."""
     with av.open(str(path)) as c:
         return [fr.frame_to_hdr10_ycbcr(f) for f in c.decode(video=0)]
+
+
+def decode_hdr10_planes(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoded 10-bit 4:2:0 planes as integer tensors: ``N x H x W`` and ``N x 2 x H/2 x W/2``."""
+    ys, cs = [], []
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            assert f.format.name == fr.HDR10_PIX_FMT
+            w, h = f.width, f.height
+            ys.append(torch.from_numpy(fr._plane_array(f.planes[0], w, h, np.dtype(np.uint16)).astype(np.int32)))
+            cs.append(torch.stack([torch.from_numpy(fr._plane_array(f.planes[i], w // 2, h // 2, np.dtype(np.uint16))
+                                                    .astype(np.int32)) for i in (1, 2)]))
+    return torch.stack(ys), torch.stack(cs)

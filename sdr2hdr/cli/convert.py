@@ -87,14 +87,14 @@ def convert_cmd(
         )
 
         def callback(p: pipeline.Progress) -> None:
+            if not tasks:  # shown from the first frame on: errors before it stay one line
+                bar.start()
             if p.phase not in tasks:
                 label = "measuring" if p.phase == "measure" else "converting"
                 tasks[p.phase] = bar.add_task(label, total=p.total, fps=0.0)
             bar.update(tasks[p.phase], completed=p.encoded, total=max(p.total or 0, p.done) or None, fps=p.fps)
 
     try:
-        if bar is not None:
-            bar.start()
         summary = pipeline.convert(
             input, output, model=model, scale=int(scale), gan=gan, tile=tile, tile_pad=tile_pad, batch=batch,
             device=device, half=not fp32, crf=crf, preset=preset, x265_extra=x265_extra, mastering=mastering,
@@ -102,7 +102,7 @@ def convert_cmd(
             copy_subtitles=not no_subtitles, overwrite=overwrite, allow_truncated=allow_truncated, progress=callback,
         )
     finally:
-        if bar is not None:
+        if bar is not None and tasks:
             bar.stop()
     for w in summary.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
