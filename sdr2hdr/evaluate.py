@@ -227,3 +227,120 @@ def iter_folder(folder: Path, select: FrameSelection | None = None) -> Iterator[
             yield i, _read_frame_file(f)
         if select.done(i):
             return
+
+
+def _is_mat(path: Path) -> bool:
+    return path.suffix.lower() == ".mat"
+
+
+def iter_mat(path: Path, key: str, bits: int, select: FrameSelection | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """Frames of the authors' test ``.mat`` (``HDR_YUV`` 10-bit, ``SDR_YUV`` 8-bit) as ``3 x H x W`` code / (2**bits-1)."""
+    from sdr2hdr.data.mat import MatPatches
+
+    frames = MatPatches(path, key)
+    select = select or FrameSelection()
+    for i in range(len(frames)):
+        if i in select:
+            yield i, torch.from_numpy(frames[i]) / float(2**bits - 1)
+        if select.done(i):
+            return
+
+
+def iter_hdr10_video(path: Path, select: FrameSelection | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """Frames of an HDR10 (PQ) video as ``3 x H x W`` float32 Y'CbCr code / 1023 (chroma up-sampled, "left" sited).
+
+    A video whose bitstream or container does not say PQ is refused: comparing
+    against SDR or HLG code values would give meaningless numbers.
+    """
+    import av
+
+    from sdr2hdr.video import frames as fr
+    from sdr2hdr.video.probe import open_input
+
+    select = select or FrameSelection()
+    container = open_input(path)
+    try:
+        if not container.streams.video:
+            raise InputError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        i = -1
+        try:
+            for i, frame in enumerate(container.decode(stream)):
+                if i == 0 and fr.TRC_SMPTE2084 not in (frame.color_trc, stream.codec_context.color_trc):
+                    name = fr.TRC_NAMES.get(frame.color_trc or stream.codec_context.color_trc, "unspecified")
+                    raise InputError(f"{path} is not HDR10 video (transfer {name}, not SMPTE ST 2084 / PQ)")
+                if i in select:
+                    yield i, fr.frame_to_hdr10_ycbcr(frame, dtype=torch.float32)
+                if select.done(i):
+                    return
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{path}: decoding failed after {i + 1} frames ({' '.join(str(exc).split())})") from None
+        if i < 0:
+            raise InputError(f"{path}: no video frame could be decoded")
+    finally:
+        container.close()
+
+
+def iter_hdr_source(path: Path, select: FrameSelection | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """HDR10 frames from a video file, a folder of frame files or the authors' ``testset_HDR.mat``."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"not found: {path}")
+    if path.is_dir():
+        return iter_folder(path, select)
+    if _is_mat(path):
+        return iter_mat(path, "HDR_YUV", 10, select)
+    return iter_hdr10_video(path, select)
+
+
+def iter_sdr_source(path: Path, select: FrameSelection | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """Model input frames (``3 x H x W`` BT.709 limited Y'CbCr code / 255) from an SDR video or ``testset_SDR_x*.mat``.
+
+    Videos go through the same probe, decoder and colour path as ``convert``
+    (BT.601 / full range converted, HDR refused).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"not found: {path}")
+    if _is_mat(path):
+        return iter_mat(path, "SDR_YUV", 8, select)
+    return _iter_sdr_video(path, select or FrameSelection())
+
+
+def _iter_sdr_video(path: Path, select: FrameSelection) -> Iterator[tuple[int, torch.Tensor]]:
+    from sdr2hdr.video.frames import model_input
+    from sdr2hdr.video.probe import probe
+    from sdr2hdr.video.reader import FrameReader
+
+    for i, frame in enumerate(FrameReader(probe(path))):
+        if i in select:
+            yield i, model_input([frame])[0]
+        if select.done(i):
+            return
+
+
+def predict(model: Callable[[torch.Tensor], torch.Tensor], sdr: Iterable[tuple[int, torch.Tensor]]) -> Iterator[tuple[int, torch.Tensor]]:
+    """Run ``model`` (e.g. a :class:`~sdr2hdr.tiling.TiledModel`) on each SDR frame; no re-encoding in between."""
+    for i, x in sdr:
+        yield i, model(x.unsqueeze(0))[0].float().cpu()
+
+
+def aligned(
+    pred: Iterable[tuple[int, torch.Tensor]], ref: Iterable[tuple[int, torch.Tensor]], *, names: tuple[str, str] = ("prediction", "reference")
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """Pair frames by index; one source ending before the other is a one-line error (frame counts differ)."""
+    pi, ri = iter(pred), iter(ref)
+    n = 0
+    while True:
+        p = next(pi, None)
+        r = next(ri, None)
+        if p is None and r is None:
+            return
+        if p is None or r is None:
+            short, long_ = (names[0], names[1]) if p is None else (names[1], names[0])
+            raise InputError(f"frame counts differ: the {short} ends after {n} selected frames, the {long_} goes on")
+        if p[0] != r[0]:
+            raise InputError(f"frames are not aligned (prediction frame {p[0]} vs reference frame {r[0]})")
+        n += 1
+        yield p[0], p[1], r[1]
