@@ -105,7 +105,8 @@ class ConvertSummary:
 
     @property
     def fps(self) -> float:
-        return self.frames * self.passes / self.seconds if self.seconds > 0 else 0.0
+        """Output frames per second of wall time (all passes included)."""
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
 def resolve_device(spec: str | torch.device | None) -> torch.device:

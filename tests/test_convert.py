@@ -193,6 +193,18 @@ def test_x4_odd_size_subtitles_and_no_audio(work: Path, weights_x4: Path, capsys
     assert "subtitle" not in streams(work / "odd.mp4")
 
 
+def test_anamorphic_sample_aspect_ratio_kept(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = work / "sar.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=24:duration=0.125",
+                    "-vf", "setsar=4/3", "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
+                    "-c:v", "libx264", str(src)], check=True)
+    out = work / "sar_out.mkv"
+    code, _, err = run_cli(["convert", src, out, "--model", "bt2408-x2", "-q", "--preset", "ultrafast"], capsys)
+    assert code == 0, err
+    v = streams(out)["video"][0]
+    assert (v["width"], v["height"], v["sample_aspect_ratio"]) == (64, 48, "4:3")
+
+
 def test_existing_output_needs_overwrite(work: Path, clip_audio: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = work / "exists.mkv"
     out.write_bytes(b"keep me")
@@ -208,9 +220,10 @@ def test_existing_output_needs_overwrite(work: Path, clip_audio: Path, capsys: p
 # ------------------------------------------------------------------ bad inputs
 
 
-def _bad_cases(work: Path) -> dict[str, tuple[list[object], str]]:
+@pytest.fixture(scope="module")
+def bad_cases(work: Path) -> dict[str, tuple[list[object], str]]:
     d = work / "bad"
-    d.mkdir(exist_ok=True)
+    d.mkdir()
     good = videos.make_clip(d / "good.mp4", n=2)
     text = d / "text.mp4"
     text.write_text("not a video at all\n" * 10)
@@ -240,11 +253,13 @@ BAD = ["missing", "text", "audio-only", "truncated", "hdr", "no-such-dir", "unwr
 
 
 @pytest.mark.parametrize("case", BAD)
-def test_bad_inputs_one_line_error_nothing_left(work: Path, weights_x2: Path, case: str, capsys: pytest.CaptureFixture[str]) -> None:
-    (args, expect) = _bad_cases(work)[case]
+def test_bad_inputs_one_line_error_nothing_left(
+    work: Path, bad_cases: dict[str, tuple[list[object], str]], case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (args, expect) = bad_cases[case]
     d = work / "bad"
     before = sorted(p.name for p in d.iterdir())
-    code, out, err = run_cli(["convert", *args, "--model", weights_x2, "-q"], capsys)
+    code, out, err = run_cli(["convert", *args, "--model", "bt2408-x2", "-q"], capsys)
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
     assert expect in err

@@ -34,8 +34,8 @@ def _human_size(n: int) -> str:
 @click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,
               help="Tile side in low-resolution pixels; 0 = automatic from free memory.")
 @click.option("--tile-pad", type=click.IntRange(min=0), default=None,
-              help="Context around each tile in LR pixels, blended over a quarter of it "
-                   "[default: 48, i.e. exact for the model's 34-pixel receptive field].")
+              help="Context around each tile in LR pixels, blended over a quarter of it [default: from the "
+                   "model's receptive field: 48 for JSInet's 34 pixels, which makes tiling exact].")
 @click.option("--batch", type=click.IntRange(min=0), default=0, show_default=True,
               help="Frames per model call; 0 = 4 on CUDA, 1 on CPU.")
 @click.option("--crf", type=click.FloatRange(0, 51), default=16, show_default=True,
@@ -127,7 +127,7 @@ def _print_summary(s: object) -> None:
     t.add_row("model", f"{s.model} on {s.device} {s.precision}, {tile} + {s.tile_pad} px pad, batch {s.batch}"
               + (f", {s.oom_retries} out-of-memory retries" if s.oom_retries else ""))
     passes = f", {s.passes} passes" if s.passes > 1 else ""
-    t.add_row("frames", f"{s.frames} in {s.seconds:.1f} s ({s.frames / s.seconds if s.seconds else 0:.2f} fps{passes})")
+    t.add_row("frames", f"{s.frames} in {s.seconds:.1f} s ({s.fps:.2f} fps{passes})")
     t.add_row("size", _human_size(s.size_bytes))
     signalled = "signalled as 0,0 (unknown)" if s.signalled_cll == (0, 0) else f"signalled {s.signalled_cll[0]},{s.signalled_cll[1]}"
     t.add_row("MaxCLL", f"{s.max_cll:.0f} cd/m², MaxFALL {s.max_fall:.0f} cd/m² (measured on the frames written; {signalled})")

@@ -52,6 +52,7 @@ class VideoInfo:
     duration_is_stream: bool  # True if duration_declared is the video stream's own, not the file's
     transfer: str
     primaries: str
+    sample_aspect_ratio: Fraction | None = None  # non-square pixels (anamorphic SD), None if square/unknown
     audio: list[tuple[int, str]] = field(default_factory=list)  # (stream index, codec)
     subtitles: list[tuple[int, str]] = field(default_factory=list)
 
@@ -119,7 +120,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             kinds = sorted({s.type for s in container.streams})
             raise InputError(f"{path} has no video stream (only: {', '.join(kinds) or 'nothing'})")
         cc = stream.codec_context
-        codec = cc.name
+        codec = cc.codec.canonical_name if cc.codec else cc.name
         first = None
         try:
             for first in container.decode(stream):
@@ -161,6 +162,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             frames_declared=stream.frames or None,
             duration_declared=dur,
             duration_is_stream=dur_is_stream,
+            sample_aspect_ratio=_sar(first, cc),
             transfer=fr.TRC_NAMES.get(first.color_trc or cc.color_trc, str(first.color_trc)),
             primaries=fr.PRIMARIES_NAMES.get(first.color_primaries or cc.color_primaries, str(first.color_primaries)),
             audio=[(s.index, s.codec_context.name) for s in container.streams.audio],
@@ -168,6 +170,13 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         )
     finally:
         container.close()
+
+
+def _sar(frame: av.VideoFrame, cc: av.video.codeccontext.VideoCodecContext) -> Fraction | None:
+    sar = getattr(frame, "sample_aspect_ratio", None) or cc.sample_aspect_ratio
+    if not sar or sar.numerator <= 0 or sar == 1:
+        return None
+    return Fraction(sar)
 
 
 def _refuse_hdr(path: Path, cc: av.video.codeccontext.VideoCodecContext, frame: av.VideoFrame) -> None:

@@ -54,7 +54,7 @@ class FrameReader:
             stream.thread_type = "AUTO"
             if self.threads:
                 stream.codec_context.thread_count = self.threads
-            codec = stream.codec_context.name
+            codec = stream.codec_context.codec.canonical_name if stream.codec_context.codec else stream.codec_context.name
             fallback_cs = stream.codec_context.colorspace or fr.SPC_UNSPECIFIED
             fallback_rng = stream.codec_context.color_range or fr.RANGE_UNSPECIFIED
             nominal = info.frame_duration

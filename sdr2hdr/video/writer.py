@@ -147,6 +147,9 @@ class HDR10Writer:
             # before 0 (FFmpeg's default would shift the whole file to make it non-negative).
             # MP4/MOV keep them exactly with edit lists by default.
             copts = {"avoid_negative_ts": "disabled"} if fmt == "matroska" else {}
+            if fmt in ("mp4", "mov") and self.tb.numerator == 1 and self.tb.denominator < 2**31:
+                # movie time scale = the video's, so the edit list / durations are exact (FFmpeg default: 1000)
+                copts["movie_timescale"] = str(self.tb.denominator)
             self.out = av.open(str(path), mode="w", format=fmt, container_options=copts)
         except (av.error.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot write {path}: {' '.join(str(exc).split())}") from None
@@ -159,6 +162,8 @@ class HDR10Writer:
             cc.time_base = self.tb
             cc.framerate = rate
             fr.tag_hdr10(cc)
+            if info.sample_aspect_ratio:
+                cc.sample_aspect_ratio = info.sample_aspect_ratio
             if threads:
                 cc.thread_count = threads
             opts = {"crf": f"{crf:g}", "preset": preset, "x265-params": params}
