@@ -274,6 +274,18 @@ def test_bad_inputs_one_line_error_nothing_left(
         out_path.unlink()
 
 
+@pytest.mark.parametrize(
+    ("extra", "expect"),
+    [(["--x265-params", "colorprim=bt709"], "may not set 'colorprim'"),
+     (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--device", "tpu"], "--device")],
+)
+def test_bad_options_one_line(work: Path, clip_audio: Path, extra: list[str], expect: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = work / "opt.mkv"
+    code, _, err = run_cli(["convert", clip_audio, out, "--model", "bt2408-x2", "-q", *extra], capsys)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and expect in err, err
+    assert not out.exists() and not [p for p in work.iterdir() if ".partial" in p.name]
+
+
 def test_shared_hdr_clip_refused_by_cli(shared: Path, work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     clip = shared / "data" / "video" / "androidx_media__hdr10-video-with-sdr-container.mp4"
     code, _, err = run_cli(["convert", clip, work / "never.mkv", "--model", "bt2408-x2"], capsys)

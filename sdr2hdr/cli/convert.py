@@ -26,7 +26,7 @@ def _human_size(n: int) -> str:
 @click.argument("input", type=click.Path(path_type=Path, dir_okay=True))
 @click.argument("output", type=click.Path(path_type=Path, dir_okay=True))
 @click.option("--scale", type=click.Choice(["2", "4"]), default="2", show_default=True, help="Up-scaling factor.")
-@click.option("--gan", is_flag=True, help="Use the JSI-GAN weights instead of JSInet (sharper, same size).")
+@click.option("--gan", is_flag=True, help="Use the JSI-GAN weights (adversarially fine-tuned, sharper) instead of JSInet.")
 @click.option("--model", "model", metavar="NAME|PATH", default=None,
               help="Registry name or .safetensors file; overrides --gan. See 'sdr2hdr models'.")
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]", help="Where the model runs.")

@@ -231,25 +231,27 @@ def frame_to_planar(frame: av.VideoFrame, fmt: SourceFormat, *, pts: int = 0) ->
 # --------------------------------------------------------------- chroma filters
 
 
-@lru_cache(maxsize=64)
-def _interp_table(n_out: int, n_in: int, factor: int, offset: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+@lru_cache(maxsize=128)
+def _interp_table(
+    n_out: int, n_in: int, factor: int, offset: float, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Bilinear taps: output i reads (1-w)*in[i0] + w*in[i1], input sample k sits at ``factor*k + offset``."""
     pos = (np.arange(n_out, dtype=np.float64) - offset) / factor
     pos = np.clip(pos, 0.0, n_in - 1)
     i0 = np.floor(pos).astype(np.int64)
     i1 = np.minimum(i0 + 1, n_in - 1)
     w = pos - i0
-    return torch.from_numpy(i0), torch.from_numpy(i1), torch.from_numpy(w)
+    return (torch.from_numpy(i0).to(device), torch.from_numpy(i1).to(device),
+            torch.from_numpy(w).to(device=device, dtype=dtype))
 
 
 def _interp_axis(x: torch.Tensor, dim: int, n_out: int, factor: int, offset: float) -> torch.Tensor:
     if factor == 1 and x.shape[dim] == n_out:
         return x
-    i0, i1, w = _interp_table(n_out, x.shape[dim], factor, offset)
-    i0, i1 = i0.to(x.device), i1.to(x.device)
+    i0, i1, w = _interp_table(n_out, x.shape[dim], factor, offset, x.device, x.dtype)
     shape = [1] * x.ndim
     shape[dim] = n_out
-    w = w.to(device=x.device, dtype=x.dtype).reshape(shape)
+    w = w.reshape(shape)
     a = x.index_select(dim, i0)
     b = x.index_select(dim, i1)
     return torch.lerp(a, b, w)
