@@ -206,11 +206,11 @@ def test_dynamic_filter_shape_errors():
         ops.dynamic_separable_filter(x, torch.rand(1, 41 * 4, 5, 5), torch.rand(1, 40 * 4, 5, 5), 2)
 
 
-@pytest.mark.parametrize("s", [2, 4])
-def test_custom_backward_matches_autograd_of_unfold_versions(s):
+@pytest.mark.parametrize("s,h,w", [(2, 9, 23), (4, 5, 21)])
+def test_custom_backward_matches_autograd_of_unfold_versions(s, h, w):
     """Full-size taps (81, 41 + 41), batch 2, against autograd through the unfold variants."""
     g = torch.Generator().manual_seed(6)
-    b, h, w = 2, 9, 23
+    b = 2
     x = torch.rand(b, 3, h, w, generator=g, dtype=torch.float64, requires_grad=True)
     z = torch.randn(b, 81 * s * s, h, w, generator=g, dtype=torch.float64, requires_grad=True)
     fv = torch.randn(b, 41 * s * s, h, w, generator=g, dtype=torch.float64, requires_grad=True)
