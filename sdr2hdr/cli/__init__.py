@@ -29,6 +29,7 @@ def _register() -> None:
         ("sdr2hdr.cli.convert", ("convert", "sample")),
         ("sdr2hdr.cli.eval", ("eval",)),
         ("sdr2hdr.cli.train", ("train",)),
+        ("sdr2hdr.cli.testset", ("testset",)),
     ):
         try:
             mod = __import__(mod_name, fromlist=["_"])

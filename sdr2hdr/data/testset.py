@@ -1,0 +1,79 @@
+"""The held-out evaluation set: full-size (SDR LR, HDR10 HR) pairs synthesised from the
+validation scenes of the training split, written in the authors' test-set layout so that
+``sdr2hdr eval --input testset_SDR_x2.mat --reference testset_HDR.mat`` reads them.
+
+Scenes: the stills that :func:`sdr2hdr.data.datasets.split_scenes` holds out (the same
+rule training uses, so no held-out scene is ever trained on). Each scene gives one centre
+crop of ``height x width`` HR pixels (panoramas: away from the stretched poles) at the
+BT.2408 exposure (no jitter), rendered once per tone-mapping operator of the degradation
+model. The HDR10 ground truth is the same for x2 and x4; the SDR input of each scale uses
+the same random draws (grading gain, down-scaling kernel, H.264 CRF) for a given seed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sdr2hdr.data import degrade
+from sdr2hdr.data.datasets import StillSource, collect_sources
+from sdr2hdr.data.mat import write_authors_mat
+from sdr2hdr.errors import InputError
+
+
+def write_testset(
+    data: Sequence[str | Path],
+    out: str | Path,
+    *,
+    scales: Sequence[int] = (2, 4),
+    height: int = 320,
+    width: int = 480,
+    seed: int = 0,
+    heldout_fraction: float | None = None,
+    operators: Sequence[str] = degrade.OPERATORS,
+) -> dict[str, object]:
+    """Write ``testset_HDR.mat`` (``HDR_YUV``, 10-bit codes), ``testset_SDR_x{s}.mat`` (``SDR_YUV``,
+    8-bit codes) and ``testset.json`` (scenes, operators, draws) to ``out``; return the manifest."""
+    m = 8  # multiple of 2 * scale for x4
+    if height % m or width % m:
+        raise InputError(f"test-set size {width}x{height} must be a multiple of {m}")
+    kwargs = {} if heldout_fraction is None else {"heldout_fraction": heldout_fraction}
+    spec = collect_sources(list(data), 2, hr_patch=min(height, width), **kwargs)
+    stills = [s for s in spec.val if isinstance(s, StillSource)]
+    if not stills:
+        raise InputError(f"{data[0]}: no held-out HDR stills to build a test set from")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    hdr_frames: list[np.ndarray] = []
+    sdr_frames: dict[int, list[np.ndarray]] = {s: [] for s in scales}
+    entries: list[dict[str, object]] = []
+    for src in stills:
+        for i, name in enumerate(src.names):
+            img_h, img_w = src.images[i].shape[:2]
+            if img_h < height or img_w < width:
+                raise InputError(f"{src.paths[i]}: {img_w}x{img_h} is smaller than the {width}x{height} test crop")
+            y0, x0 = (img_h - height) // 2, (img_w - width) // 2
+            display = src.display(i, 0.0, (y0, x0, height, width))
+            for k, op in enumerate(operators):
+                pair_seed = seed * 1_000_003 + len(entries)
+                hdr_ref = None
+                for s in scales:
+                    sdr, hdr, p = degrade.synthesize_pair(display, s, pair_seed, operator=op, return_params=True)
+                    hdr_ref = hdr if hdr_ref is None else hdr_ref
+                    sdr_frames[s].append(np.round(sdr.permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+                assert hdr_ref is not None
+                hdr_frames.append(np.round(hdr_ref.permute(1, 2, 0).numpy() * 1023).astype(np.uint16))
+                entries.append({"frame": len(entries), "scene": name, "file": str(src.paths[i]), "operator": op,
+                                "gain": p.gain, "kernel": p.kernel, "h264_crf": p.crf, "crop_yx": [y0, x0]})
+    write_authors_mat(out / "testset_HDR.mat", "HDR_YUV", np.stack(hdr_frames))
+    for s in scales:
+        write_authors_mat(out / f"testset_SDR_x{s}.mat", "SDR_YUV", np.stack(sdr_frames[s]))
+    manifest: dict[str, object] = {
+        "scenes": sorted({str(e["scene"]) for e in entries}), "frames": entries, "size": [height, width],
+        "scales": list(scales), "seed": seed, "degradation": degrade.Degradation().to_dict(),
+    }
+    (out / "testset.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
