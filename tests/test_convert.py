@@ -141,6 +141,9 @@ def test_mp4_hvc1_bt2020_mastering_measured_cll_and_values(work: Path, capsys: p
     assert (cll["max_content"], cll["max_average"]) == s.signalled_cll
     md = side(fl[0], "Mastering display metadata")
     assert (md["red_x"], md["green_y"], md["max_luminance"]) == ("35400/50000", "39850/50000", "40000000/10000")
+    mi = mediainfo(out)
+    assert f"{s.signalled_cll[0]} cd/m2" in next(line for line in mi.splitlines() if line.startswith("Maximum Content Light Level"))
+    assert f"{s.signalled_cll[1]} cd/m2" in next(line for line in mi.splitlines() if line.startswith("Maximum Frame-Average"))
     # values: decode the file and compare with the model applied to the decoded source frames
     src_frames = list(FrameReader(probe(src)))
     with torch.no_grad():
