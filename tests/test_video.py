@@ -232,3 +232,27 @@ def test_truncated_input_refused_or_converted_on_request(tmp_path: Path) -> None
     with pytest.raises(InputError) as e:  # index (moov) at the end: cannot even be opened
         probe(videos.truncate(mp4, tmp_path / "cut.mp4", 0.5))
     assert "cut.mp4" in _one_line(e)
+
+
+def test_rgb_source_is_encoded_with_bt709(tmp_path: Path) -> None:
+    """An RGB stream (libx264rgb, lossless) becomes BT.709 limited Y'CbCr of exactly those R'G'B' values."""
+    import av
+
+    rgb = (np.random.default_rng(0).uniform(0, 1, (24, 32, 3)) * 255).astype(np.uint8)
+    path = tmp_path / "rgb.mkv"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264rgb", rate=24)
+        s.width, s.height, s.pix_fmt, s.options = 32, 24, "rgb24", {"qp": "0"}
+        for i in range(2):
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            f.pts = i
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    info = probe(path)
+    assert info.fmt.kind == "rgb"
+    got, _ = read_all(path)
+    x = fr.model_input(got[:1], dtype=torch.float64)[0]
+    ref = fr.color.rgb_to_ycbcr(torch.from_numpy(rgb / 255.0).permute(2, 0, 1), "bt709", bits=8)
+    torch.testing.assert_close(x, ref, atol=1e-12, rtol=0)
