@@ -228,10 +228,15 @@ def test_truncated_input_refused_or_converted_on_request(tmp_path: Path) -> None
     assert "truncated" in _one_line(e) and "--allow-truncated" in str(e.value)
     got, reader = read_all(cut, allow_truncated=True)
     assert 5 < len(got) < 48 and any("truncated" in w for w in reader.warnings)
-    mp4 = videos.make_clip(tmp_path / "full.mp4", n=8)
+    mp4 = videos.make_clip(tmp_path / "full.mp4", n=48)
     with pytest.raises(InputError) as e:  # index (moov) at the end: cannot even be opened
         probe(videos.truncate(mp4, tmp_path / "cut.mp4", 0.5))
     assert "cut.mp4" in _one_line(e)
+    faststart = tmp_path / "faststart.mp4"  # index first: opens, but its frames run out
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(mp4), "-c", "copy", "-movflags", "+faststart", str(faststart)], check=True)
+    with pytest.raises(InputError) as e:
+        read_all(videos.truncate(faststart, tmp_path / "cut_fs.mp4", 0.5))
+    assert "of the 48 frames its index declares" in _one_line(e)
 
 
 def test_rgb_source_is_encoded_with_bt709(tmp_path: Path) -> None:
