@@ -39,8 +39,9 @@ the three planes of a patch, prediction not clipped, mean over patches.
 Multi-GPU: launch with ``torchrun --nproc_per_node N -m sdr2hdr train ...``;
 each process takes ``batch / N`` patches of the same global batch, the
 generator runs under DistributedDataParallel, the discriminators' gradients
-are all-reduced (their BatchNorm statistics stay per process, as with plain
-DDP). Rank 0 validates, logs and writes files. On CUDA: bf16 autocast and
+are all-reduced and, on CUDA, their BatchNorm is SyncBatchNorm (statistics
+over the global batch, as on one GPU; the RaHinge batch means stay per
+process). Rank 0 validates, logs and writes files. On CUDA: bf16 autocast and
 channels_last by default.
 """
 
@@ -453,8 +454,12 @@ class Trainer:
             raise InputError(f"--hr-patch {cfg.hr_patch} must be a multiple of {2 * cfg.scale} for x{cfg.scale}")
         if cfg.stage in ("jsigan", "both") and cfg.hr_patch != 160:
             raise InputError(f"--hr-patch {cfg.hr_patch}: JSI-GAN's discriminators take 160x160 HR patches (use --hr-patch 160 or --stage jsinet)")
-        if cfg.stage in ("jsigan", "both") and cfg.batch_size // self.dist.world < 2:
-            raise InputError(f"--batch-size {cfg.batch_size}: JSI-GAN needs at least 2 patches per process (the discriminators' BatchNorm)")
+        per_bn = cfg.batch_size if self._sync_bn else cfg.batch_size // self.dist.world
+        if cfg.stage in ("jsigan", "both") and per_bn < 3:
+            raise InputError(
+                f"--batch-size {cfg.batch_size}: JSI-GAN needs at least 3 patches per discriminator batch "
+                f"({per_bn} here): the last BatchNorm maps 2 logits to +-1 whatever they are, and the discriminators stop learning"
+            )
         if cfg.batch_size % self.dist.world:
             raise InputError(f"--batch-size {cfg.batch_size} is not divisible by the {self.dist.world} processes")
         if cfg.heldout_fraction is None:
@@ -463,6 +468,8 @@ class Trainer:
             cfg.heldout_fraction = HELDOUT_FRACTION
         if not cfg.data:
             raise InputError("no --data given: name a folder of HDR stills / videos, sdr/+hdr/ pairs or the authors' .mat files")
+        if cfg.stage == "jsigan" and self.ckpt is None:
+            self._stage1_weights()  # refuse before anything is written
         for k in ("steps", "gan_steps"):
             v = getattr(cfg, k)
             if v is not None and v < 1:
@@ -496,11 +503,18 @@ class Trainer:
             g = g.to(memory_format=torch.channels_last)
         return g
 
+    @property
+    def _sync_bn(self) -> bool:
+        """Multi-GPU: the discriminators' BatchNorm takes its statistics over the global batch."""
+        return self.dist.enabled and self.cuda
+
     def _discriminators(self) -> tuple[nn.Module, nn.Module]:
         from sdr2hdr.models import Discriminator
 
         torch.manual_seed(self.cfg.seed + 1)
         d1, d2 = Discriminator().to(self.device), Discriminator().to(self.device)
+        if self._sync_bn:
+            d1, d2 = nn.SyncBatchNorm.convert_sync_batchnorm(d1), nn.SyncBatchNorm.convert_sync_batchnorm(d2)
         if self.channels_last:
             d1, d2 = d1.to(memory_format=torch.channels_last), d2.to(memory_format=torch.channels_last)
         return d1, d2

@@ -1,0 +1,329 @@
+"""``sdr2hdr train``: a tiny real run, the GAN step and its losses, exact resume, bad input."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sdr2hdr.errors import InputError, OutputError
+from sdr2hdr.train import (
+    CHECKPOINT,
+    CHECKPOINT_META,
+    TrainConfig,
+    TrainingInterrupted,
+    jsigan_step,
+    load_checkpoint,
+    psnr,
+    stage1_lr,
+    stage2_lr,
+    train,
+)
+
+STILLS = ("openexr-images/ScanLines_Cannon", "polyhaven/assets__sky", "blender/city")
+
+
+@pytest.fixture(scope="module")
+def data_dir(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("data")
+    for n in STILLS:
+        src = shared / "data" / "stills" / f"{n}.exr"
+        if not src.is_file():
+            pytest.skip(f"shared still {src} not found")
+        (d / src.name).symlink_to(src)
+    return d
+
+
+@pytest.fixture(scope="module")
+def tiny_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """One tiny real JSInet run (24 steps of 4 patches 16x16 -> 32x32), shared by several tests."""
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    res = train(_cfg(data_dir, out, steps=24, batch_size=4, val_interval=12, ckpt_interval=12, log_interval=4))
+    return out, res
+
+
+def _log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def _cfg(data: Path, out: Path, **kw: object) -> TrainConfig:
+    base = dict(data=[str(data)], out=str(out), batch_size=2, hr_patch=32, val_patches=4, val_interval=1000,
+                ckpt_interval=1000, log_interval=1, progress=False, stage="jsinet")
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> object:
+    """One torch thread: these are tiny tensors, and on a shared (or xdist-loaded) CPU a
+    second OpenMP thread that gets descheduled stalls every parallel region."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+# --------------------------------------------------------------------------- schedules and formulas
+
+
+def test_schedules() -> None:
+    assert [stage1_lr(s, 250) for s in (0, 199, 200, 224, 225, 249)] == pytest.approx([1e-4, 1e-4, 1e-5, 1e-5, 1e-6, 1e-6])
+    assert [stage2_lr(s, 10) for s in (0, 4, 5, 6, 9)] == pytest.approx([1e-6, 1e-6, 1e-6, 0.8e-6, 0.2e-6])
+    p, t = torch.zeros(2, 3, 4, 4), torch.full((2, 3, 4, 4), 0.1)
+    p[1] = 0.1 + 0.01
+    assert psnr(p, t).tolist() == pytest.approx([20.0, 40.0])
+
+
+def _rahinge_d(r: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    return torch.relu(1 - (r - f.mean())).mean() + torch.relu(1 + (f - r.mean())).mean()
+
+
+def _rahinge_g(r: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    return torch.relu(1 - (f - r.mean())).mean() + torch.relu(1 + (r - f.mean())).mean()
+
+
+def test_loss_formulas_on_fixed_tensors() -> None:
+    from sdr2hdr.models.losses import LossWeights, discriminator_losses, generator_loss
+
+    r = torch.tensor([[0.5], [-1.0], [2.0]])
+    f = torch.tensor([[0.0], [1.5], [-0.5]])
+    r2, f2 = r * 0.3 + 0.1, f * -0.7
+    # By hand: mean r = 0.5, mean f = 1/3.
+    d_hand = (max(0, 1 - (0.5 - 1 / 3)) + max(0, 1 - (-1 - 1 / 3)) + max(0, 1 - (2 - 1 / 3))) / 3 + (
+        max(0, 1 + (0 - 0.5)) + max(0, 1 + (1.5 - 0.5)) + max(0, 1 + (-0.5 - 0.5))
+    ) / 3
+    l_d1, l_d2 = discriminator_losses(r, f, r2, f2)
+    assert float(l_d1) == pytest.approx(d_hand)
+    assert float(l_d2) == pytest.approx(0.5 * float(_rahinge_d(r2, f2)))
+    y, p = torch.full((1, 3, 2, 2), 0.5), torch.full((1, 3, 2, 2), 0.25)
+    fm = lambda k: [torch.full((1, 2, 2, 2), k * (i + 1.0)) for i in range(4)]  # noqa: E731
+    total, parts = generator_loss(y, p, r, f, r2, f2, fm(1.0), fm(0.5), fm(2.0), fm(1.0), LossWeights(), return_parts=True)
+    fm1 = sum((0.5 * (i + 1)) ** 2 for i in range(4))
+    fm2 = sum((1.0 * (i + 1)) ** 2 for i in range(4))
+    expected = 0.0625 + (float(_rahinge_g(r, f)) + 0.5 * float(_rahinge_g(r2, f2))) + 0.5 * (fm1 + 0.5 * fm2)
+    assert float(parts["rec"]) == pytest.approx(0.0625) and float(parts["fm1"]) == pytest.approx(fm1)
+    assert float(total) == pytest.approx(expected)
+
+
+def test_gan_step_updates_g_d1_d2() -> None:
+    from sdr2hdr.models import Discriminator, JSInet, detail_layer
+    from sdr2hdr.models.losses import LossWeights
+
+    torch.manual_seed(0)
+    g, d1, d2 = JSInet(4), Discriminator(), Discriminator()  # x4: the cheaper generator on CPU
+    gen = torch.Generator().manual_seed(1)
+    x = 0.2 + 0.6 * torch.rand(3, 3, 40, 40, generator=gen)
+    y = 0.2 + 0.6 * torch.rand(3, 3, 160, 160, generator=gen)
+    before = [copy.deepcopy(m) for m in (g, d1, d2)]
+    opts = [torch.optim.Adam(m.parameters(), lr=1e-3, betas=(0.9, 0.999)) for m in (g, d1, d2)]
+    terms = jsigan_step(g, d1, d2, *opts, x, y, 1e-3, weights=LossWeights())
+    for m, m0 in zip((g, d1, d2), before):
+        # Every parameter moved, except the shift of the discriminators' last BatchNorm: RaHinge
+        # only sees logit differences, so a common shift of all logits has no gradient.
+        frozen = [n for (n, a), b in zip(m.named_parameters(), m0.parameters()) if torch.equal(a, b)]
+        assert frozen == ([] if m is g else ["bn_logit.bias"]), (type(m).__name__, frozen)
+    # The discriminator losses are the spec's formulas on the pre-step models.
+    g0, d10, d20 = before
+    with torch.no_grad():
+        p = g0(x)
+        r1, f1 = d10(y)[0], d10(p)[0]
+        r2, f2 = d20(detail_layer(y))[0], d20(detail_layer(p))[0]
+    assert terms["rec"] == pytest.approx(float(F.mse_loss(p, y)), rel=1e-5)
+    assert terms["loss_d1"] == pytest.approx(float(_rahinge_d(r1, f1)), rel=1e-5)
+    assert terms["loss_d2"] == pytest.approx(0.5 * float(_rahinge_d(r2, f2)), rel=1e-5)
+    composed = terms["rec"] + terms["adv1"] + 0.5 * terms["adv2"] + 0.5 * (terms["fm1"] + 0.5 * terms["fm2"])
+    assert terms["loss"] == pytest.approx(composed, rel=1e-5)
+
+
+# --------------------------------------------------------------------------- real runs
+
+
+def test_tiny_run_lowers_loss(tiny_run: tuple[Path, object]) -> None:
+    from sdr2hdr.zoo import load_model, read_safetensors
+
+    out, res = tiny_run
+    log = _log(out)
+    losses = [r["loss"] for r in log if r["event"] == "train"]
+    assert len(losses) == 6
+    assert losses[-1] < 0.5 * losses[0], losses
+    vals = [r for r in log if r["event"] == "val"]
+    assert len(vals) == 2 and all(v["psnr"] > 5 for v in vals)
+    rec = next(r for r in log if r["event"] == "train")
+    assert {"lr", "steps_per_s", "samples_per_s", "data_wait_frac"} <= set(rec)
+    for which in ("best", "last"):
+        path = out / f"jsinet-x2-{which}.safetensors"
+        model = load_model(str(path), scale=2)
+        assert model.scale == 2
+        _, meta = read_safetensors(path)
+        assert meta["variant"] == "jsinet" and meta["architecture"] == "jsinet" and "recipe" in meta and meta["trained_on"]
+    assert res.best_psnr["jsinet"] == max(v["psnr"] for v in vals)  # type: ignore[attr-defined]
+    assert res.heldout and json.loads((out / "run.json").read_text())["heldout"] == res.heldout  # type: ignore[attr-defined]
+    assert (out / CHECKPOINT).is_file() and (out / CHECKPOINT_META).is_file()
+
+
+def test_resume_stage1_matches_uninterrupted(data_dir: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    train(_cfg(data_dir, a, steps=4))
+    with pytest.raises(TrainingInterrupted):
+        train(_cfg(data_dir, b, steps=4), on_step=lambda st, k, t: k == 2)
+    assert load_checkpoint(b)["step"] == 2
+    train(_cfg(data_dir, b, resume=True))
+    from sdr2hdr.zoo import read_safetensors
+
+    ta, _ = read_safetensors(a / "jsinet-x2-last.safetensors")
+    tb, _ = read_safetensors(b / "jsinet-x2-last.safetensors")
+    assert all(torch.equal(ta[k], tb[k]) for k in ta)
+    ca, cb = load_checkpoint(a), load_checkpoint(b)
+    sa, sb = ca["opt_g"]["state"], cb["opt_g"]["state"]
+    assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+
+    def losses(out: Path) -> dict:
+        return {r["step"]: r["loss"] for r in _log(out) if r["event"] == "train"}
+
+    assert losses(a) == losses(b) and len(losses(a)) == 4
+
+
+def _run_both(data: Path, out: Path, stop_at: tuple[str, int] | None = None, resume: bool = False) -> None:
+    def on_step(stage: str, step: int, terms: dict) -> bool:
+        return stop_at is not None and (stage, step) == stop_at
+
+    cfg = _cfg(data, out, stage="both", scale=4, steps=1, gan_steps=2, batch_size=3, hr_patch=160, val_patches=2,
+               ckpt_interval=1000, resume=resume)
+    train(cfg, on_step=on_step)
+
+
+def test_resume_stage2_matches_uninterrupted(data_dir: Path, tmp_path: Path) -> None:
+    """Stop at the end of stage 1, resume, stop in stage 2, resume: same weights and losses as one run."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    _run_both(data_dir, a)
+    with pytest.raises(TrainingInterrupted):
+        _run_both(data_dir, b, stop_at=("jsinet", 1))  # the stop lands at step 0 of JSI-GAN
+    assert (load_checkpoint(b)["stage"], load_checkpoint(b)["step"]) == ("jsigan", 0)
+    with pytest.raises(TrainingInterrupted):
+        _run_both(data_dir, b, stop_at=("jsigan", 1), resume=True)
+    ck = load_checkpoint(b)
+    assert (ck["stage"], ck["step"]) == ("jsigan", 1) and {"d1", "d2", "opt_d1", "opt_d2"} <= set(ck)
+    _run_both(data_dir, b, resume=True)
+    from sdr2hdr.zoo import read_safetensors
+
+    for name in ("jsinet-x4-last", "jsigan-x4-last", "jsinet-x4-best"):
+        ta, _ = read_safetensors(a / f"{name}.safetensors")
+        tb, _ = read_safetensors(b / f"{name}.safetensors")
+        assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta), name
+    ca, cb = load_checkpoint(a), load_checkpoint(b)
+    for k in ("d1", "d2"):
+        assert all(torch.equal(ca[k][n], cb[k][n]) for n in ca[k])
+
+    def losses(out: Path) -> dict:
+        return {(r["stage"], r["step"]): (r["loss"], r.get("loss_d1")) for r in _log(out) if r["event"] == "train"}
+
+    assert losses(a) == losses(b) and len(losses(a)) == 3
+
+
+def test_sigterm_checkpoints_and_stops(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+
+    def on_step(stage: str, step: int, terms: dict) -> None:
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        train(_cfg(data_dir, out, steps=10), on_step=on_step)
+    assert load_checkpoint(out)["step"] == 2
+    assert _log(out)[-1]["event"] == "stop"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGTERM))
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_corrupt_checkpoint_refused(tiny_run: tuple[Path, object], data_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    ckpt = out / CHECKPOINT
+    good = ckpt.read_bytes()
+    with pytest.raises(OutputError, match="already holds a training run"):
+        train(_cfg(data_dir, out, steps=2))
+    with pytest.raises(InputError, match="run was made with --steps 24, not 5"):
+        train(_cfg(data_dir, out, steps=5, resume=True))
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0xFF
+    ckpt.write_bytes(bytes(bad))
+    with pytest.raises(InputError, match=r"checkpoint\.pt: corrupt checkpoint .*refusing to resume"):
+        train(_cfg(data_dir, out, resume=True))
+    ckpt.write_bytes(good[: len(good) // 3])
+    with pytest.raises(InputError, match="corrupt checkpoint"):
+        train(_cfg(data_dir, out, resume=True))
+    # A file whose record matches but is not a checkpoint (or holds a pickled object) is refused too.
+    import hashlib
+
+    evil = b"\x80\x04\x95not a torch zip"
+    ckpt.write_bytes(evil)
+    meta = json.loads((out / CHECKPOINT_META).read_text())
+    meta["sha256"] = hashlib.sha256(evil).hexdigest()
+    (out / CHECKPOINT_META).write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="corrupt or unsafe checkpoint"):
+        train(_cfg(data_dir, out, resume=True))
+    (out / CHECKPOINT_META).unlink()
+    with pytest.raises(InputError, match="cannot verify the checkpoint"):
+        train(_cfg(data_dir, out, resume=True))
+    with pytest.raises(InputError, match="no checkpoint to resume"):
+        train(_cfg(data_dir, tmp_path / "fresh", resume=True))
+
+
+def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from sdr2hdr.cli import main
+
+    with pytest.raises(SystemExit) as ei:
+        main(args)
+    return int(ei.value.code or 0), capsys.readouterr().err
+
+
+def test_cli_bad_input(tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sdr2hdr.data.mat import write_authors_mat
+    import numpy as np
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad_mat = tmp_path / "mat"
+    bad_mat.mkdir()
+    write_authors_mat(bad_mat / "SDR_youtube_80.mat", "wrong_key", np.zeros((2, 8, 8, 3), np.uint8))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "x.exr").write_bytes(b"garbage")
+    cases = [
+        (["--data", str(empty)], "empty: no training data found"),
+        (["--data", str(bad_mat)], "SDR_youtube_80.mat: no 'SDR_data' or 'HDR_data' dataset"),
+        (["--data", str(broken)], "x.exr: cannot decode this OpenEXR file"),
+        (["--data", str(data_dir), "--stage", "jsigan", "--steps", "1"], "needs JSInet weights to start from"),
+    ]
+    for args, msg in cases:
+        code, err = _cli(["train", *args, "--out", str(tmp_path / "o"), "-q"], capsys)
+        assert code == 2 and err.startswith("error: ") and msg in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()  # nothing created for refused input
+    code, err = _cli(["train", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "--data" in err
+
+
+def test_cli_trains_and_resumes(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sdr2hdr.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", "--data", str(data_dir), "--out", str(out), "--stage", "jsinet", "--steps", "3",
+            "--batch-size", "2", "--hr-patch", "32", "--val-patches", "2", "--scale", "2", "--ckpt-interval", "2", "--log-interval", "1"]
+    main(args)
+    text = capsys.readouterr().out
+    assert "jsinet-best" in text and "best validation PSNR" in text and "held-out scenes" in text
+    assert (out / "jsinet-x2-last.safetensors").is_file()
+    main(["train", "--out", str(out), "--resume", "-q"])  # a finished run: nothing left to do
+    assert [r["event"] for r in _log(out)].count("resume") == 1
+    assert [r["step"] for r in _log(out) if r["event"] == "train"] == [1, 2, 3]
