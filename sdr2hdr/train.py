@@ -123,6 +123,7 @@ class TrainConfig:
     ckpt_interval: int = 1000
     log_interval: int = 10
     workers: int | None = None  # DataLoader workers (default: 0 on CPU, up to 8 on CUDA)
+    threads: int | None = None  # torch CPU threads (default: torch's)
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA
     channels_last: bool = True  # on CUDA
@@ -212,6 +213,14 @@ class _Dist:
         t = torch.tensor([1.0 if flag else 0.0], device=device)
         torch.distributed.all_reduce(t)
         return bool(t.item() > 0)
+
+    def mean_dict(self, d: dict[str, float], device: torch.device) -> dict[str, float]:
+        if not self.enabled or not d:
+            return d
+        keys = sorted(d)
+        t = torch.tensor([d[k] for k in keys], dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(t)
+        return {k: float(v) / self.world for k, v in zip(keys, t.tolist())}
 
     def average_grads(self, module: nn.Module) -> None:
         if not self.enabled:
@@ -384,6 +393,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, on_step: Callable[[str, int, dict[str, float]], bool | None] | None = None) -> None:
         self.cfg = cfg
         self.on_step = on_step
+        if cfg.threads:
+            torch.set_num_threads(int(cfg.threads))
         self.out = Path(cfg.out)
         self.dist = _init_dist("cuda" if (cfg.device in ("auto", "cuda") and torch.cuda.is_available()) or cfg.device.startswith("cuda") else "cpu")
         self.device = _resolve_device(cfg.device, self.dist)
@@ -739,12 +750,14 @@ class Trainer:
                         sums[k] = sums.get(k, 0.0) + v
                 if self.on_step is not None and self.on_step(stage, step, terms):
                     self.stop.requested = True
-                if self.dist.main and (step % cfg.log_interval == 0 or step == total):
+                if step % cfg.log_interval == 0 or step == total:
+                    sums = self.dist.mean_dict(sums, self.device)  # every process's share of the batch
                     now = time.perf_counter()
                     dt = max(now - t_last, 1e-9)
                     rec = {k: v / n_last for k, v in sums.items()}
-                    self.log(event="train", stage=stage, step=step, **rec, lr=terms.get("lr"), steps_per_s=n_last / dt,
-                             samples_per_s=n_last * cfg.batch_size / dt, data_wait_frac=wait / dt)  # type: ignore[operator]
+                    if self.dist.main:
+                        self.log(event="train", stage=stage, step=step, **rec, lr=terms.get("lr"), steps_per_s=n_last / dt,
+                                 samples_per_s=n_last * cfg.batch_size / dt, data_wait_frac=wait / dt)  # type: ignore[operator]
                     if prog:
                         prog[0].update(prog[1], completed=step, info=f"loss {rec.get('loss', 0):.5f} lr {terms.get('lr', 0):.1e} {n_last / dt:.2f} it/s")
                     t_last, n_last, wait, sums = now, 0, 0.0, {}
@@ -926,7 +939,7 @@ def _ddp(m: nn.Module, dist: _Dist, device: torch.device) -> nn.Module:
     if not dist.enabled:
         return m
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(m, device_ids=ids, broadcast_buffers=False)
+    return nn.parallel.DistributedDataParallel(m, device_ids=ids)
 
 
 def _tuples(d: dict[str, Any]) -> dict[str, Any]:

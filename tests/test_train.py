@@ -327,3 +327,35 @@ def test_cli_trains_and_resumes(data_dir: Path, tmp_path: Path, capsys: pytest.C
     main(["train", "--out", str(out), "--resume", "-q"])  # a finished run: nothing left to do
     assert [r["event"] for r in _log(out)].count("resume") == 1
     assert [r["step"] for r in _log(out) if r["event"] == "train"] == [1, 2, 3]
+
+
+def test_ddp_cpu_matches_one_process(data_dir: Path, tmp_path: Path) -> None:
+    """torchrun, 2 CPU processes (gloo), batch 4 = 2 x 2: the same run as one process of batch 4."""
+    import shutil
+    import subprocess
+    import sys
+
+    from sdr2hdr.zoo import read_safetensors
+
+    torchrun = shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun not on PATH")
+    common = ["train", "--data", str(data_dir), "--stage", "jsinet", "--steps", "3", "--batch-size", "4",
+              "--hr-patch", "32", "--val-patches", "2", "--log-interval", "1", "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "sdr2hdr", *common, "--out", str(tmp_path / "ddp")],
+                       env=env, capture_output=True, text=True, timeout=240)
+    if r.returncode != 0 and ("Address" in r.stderr or "socket" in r.stderr.lower()):
+        pytest.skip(f"torchrun cannot open a local rendezvous: {r.stderr.splitlines()[-1]}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    one = subprocess.run([sys.executable, "-m", "sdr2hdr", *common, "--threads", "1", "--out", str(tmp_path / "one")],
+                         env=env, capture_output=True, text=True, timeout=240)
+    assert one.returncode == 0, one.stderr[-2000:]
+    a, _ = read_safetensors(tmp_path / "ddp" / "jsinet-x2-last.safetensors")
+    b, _ = read_safetensors(tmp_path / "one" / "jsinet-x2-last.safetensors")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+    la = [r["loss"] for r in _log(tmp_path / "ddp") if r["event"] == "train"]
+    lb = [r["loss"] for r in _log(tmp_path / "one") if r["event"] == "train"]
+    assert la == pytest.approx(lb, rel=1e-5) and len(la) == 3
+    start = next(r for r in _log(tmp_path / "ddp") if r["event"] == "start")
+    assert start["world"] == 2
