@@ -772,7 +772,7 @@ class Trainer:
                         self.best[variant] = val
                         self._save_weights(_unwrap(g), variant, "best", step, val)
                     if prog and val is not None:
-                        prog[0].console.log(f"{stage} step {step}: validation PSNR {val:.3f} dB" + (" (best)" if improved else ""))
+                        prog[0].console.print(f"{stage} step {step}: validation PSNR {val:.3f} dB" + (" (best)" if improved else ""))
                 if step % cfg.ckpt_interval == 0 or step == total:
                     self.done_steps[stage] = step
                     if self.dist.main:

@@ -202,6 +202,16 @@ def test_split_scenes_rule() -> None:
     assert HELDOUT_FRACTION == 0.15
 
 
+def test_still_pair_full_frame(shared: Path) -> None:
+    from sdr2hdr.data.datasets import still_pair
+
+    p = _still(shared, "openexr-images/ScanLines_Cannon")
+    sdr, hdr = still_pair(p, 4, seed=2, operator="hable")
+    assert hdr.shape == (3, 560, 776) and sdr.shape == (3, 140, 194)  # 566 x 780 cropped to multiples of 8
+    sdr2, hdr2 = still_pair(p, 4, seed=2, operator="hable")
+    assert torch.equal(sdr, sdr2) and torch.equal(hdr, hdr2)
+
+
 def test_split_of_shared_data(shared: Path) -> None:
     files = sorted((shared / "data" / "stills").rglob("*.exr")) + sorted((shared / "data" / "video").iterdir())
     if len(files) < 60:

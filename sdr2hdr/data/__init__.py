@@ -5,7 +5,7 @@ datasets with the by-scene validation split.
 Public entry points::
 
     from sdr2hdr.data import synthesize_pair, scene_to_display, scene_key, Degradation, OPERATORS
-    from sdr2hdr.data import split_scenes, collect_sources, TrainPatches, ValPatches, read_exr
+    from sdr2hdr.data import split_scenes, collect_sources, TrainPatches, ValPatches, still_pair, read_exr
 """
 
 from sdr2hdr.data.degrade import OPERATORS, Degradation, scene_key, scene_to_display, synthesize_pair
@@ -22,11 +22,12 @@ __all__ = [
     "collect_sources",
     "TrainPatches",
     "ValPatches",
+    "still_pair",
 ]
 
 
 def __getattr__(name: str):  # noqa: ANN202 - lazy: datasets pulls in h5py / PyAV only when used
-    if name in ("split_scenes", "collect_sources", "TrainPatches", "ValPatches"):
+    if name in ("split_scenes", "collect_sources", "TrainPatches", "ValPatches", "still_pair"):
         from sdr2hdr.data import datasets
 
         return getattr(datasets, name)

@@ -67,6 +67,7 @@ __all__ = [
     "ValPatches",
     "StepBatchSampler",
     "scene_name",
+    "still_pair",
 ]
 
 HELDOUT_FRACTION = 0.15
@@ -124,6 +125,32 @@ def split_scenes(names: Sequence[str], fraction: float = HELDOUT_FRACTION) -> tu
     if len(uniq) >= 1 and len(held) == len(uniq):
         held.discard(max(uniq, key=_split_hash))
     return [n for n in uniq if n not in held], [n for n in uniq if n in held]
+
+
+def still_pair(
+    path: str | Path,
+    scale: int,
+    seed: int = 0,
+    *,
+    operator: str | None = None,
+    stops: float = 0.0,
+    h264: bool | None = None,
+    config: Degradation = Degradation(),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A full-frame (LR SDR, HR HDR10) evaluation pair from one OpenEXR still.
+
+    The still is exposed with :func:`~sdr2hdr.data.degrade.scene_to_display`
+    at ``stops`` (0: its key at the BT.2408 grey level, no jitter), then
+    :func:`~sdr2hdr.data.degrade.synthesize_pair` with
+    ``numpy.random.default_rng(seed)``. Deterministic for a seed; use it on
+    the held-out scenes (:func:`split_scenes`) to evaluate trained weights.
+    """
+    with single_thread():
+        img = read_exr(path)
+        x = torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1)
+        disp = degrade.scene_to_display(x, degrade.scene_key(img), stops)
+        out = degrade.synthesize_pair(disp, scale, np.random.default_rng(seed), operator=operator, h264=h264, config=config)
+    return out[0], out[1]
 
 
 # --------------------------------------------------------------------------- sources

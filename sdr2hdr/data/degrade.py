@@ -79,6 +79,9 @@ __all__ = [
     "synthesize_pair",
     "eetf_bt2390",
     "HDR_GREY",
+    "PairParams",
+    "draw_params",
+    "exposure_stops",
 ]
 
 #: Tone-mapping operators the SDR input may be made with.
