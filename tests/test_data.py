@@ -59,14 +59,6 @@ def stills_dir(shared: Path, tmp_path: Path) -> Path:
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> object:
-    """One torch thread: these are tiny tensors, and on a shared (or xdist-loaded) CPU a
-    second OpenMP thread that gets descheduled stalls every parallel region."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 # --------------------------------------------------------------------------- EXR
 

@@ -60,14 +60,6 @@ def _cfg(data: Path, out: Path, **kw: object) -> TrainConfig:
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> object:
-    """One torch thread: these are tiny tensors, and on a shared (or xdist-loaded) CPU a
-    second OpenMP thread that gets descheduled stalls every parallel region."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 # --------------------------------------------------------------------------- schedules and formulas
 
