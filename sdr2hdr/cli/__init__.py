@@ -22,23 +22,13 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from sdr2hdr.cli import models as _models
+    # Each module imports only click at import time; the work is imported inside the commands.
+    from sdr2hdr.cli import convert, models, testset, train
+    from sdr2hdr.cli import eval as evaluate
 
-    cli.add_command(_models.models)
-    for mod_name, cmd_names in (
-        ("sdr2hdr.cli.convert", ("convert", "sample")),
-        ("sdr2hdr.cli.eval", ("eval",)),
-        ("sdr2hdr.cli.train", ("train",)),
-        ("sdr2hdr.cli.testset", ("testset",)),
-    ):
-        try:
-            mod = __import__(mod_name, fromlist=["_"])
-        except ModuleNotFoundError as exc:  # a subcommand not built yet
-            if exc.name != mod_name:
-                raise
-            continue
-        for name in cmd_names:
-            cli.add_command(getattr(mod, name.replace("-", "_") + "_cmd", None) or getattr(mod, name))
+    for cmd in (convert.convert_cmd, convert.sample_cmd, evaluate.eval_cmd, models.models, testset.testset_cmd,
+                train.train_cmd):
+        cli.add_command(cmd)
 
 
 _register()
