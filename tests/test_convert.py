@@ -124,8 +124,13 @@ def test_cli_mkv_with_audio_random_jsinet(work: Path, clip_audio: Path, weights_
     assert not [p for p in work.iterdir() if ".partial" in p.name]
 
 
-def test_mp4_hvc1_bt2020_mastering_measured_cll_and_values(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """BT.601 full-range source; analytic model, so the decoded output can be checked against it."""
+def test_mp4_hvc1_bt2020_mastering_measured_cll_and_values(
+    work: Path, capsys: pytest.CaptureFixture[str], shared: Path
+) -> None:
+    """BT.601 full-range source; analytic model, so the decoded output can be checked against it.
+
+    The light-level bounds at the end hold for the real still the clip is cut from (``shared``).
+    """
     src = videos.make_clip(work / "in601full.mkv", n=4, size=(48, 32), codec="ffv1", pix_fmt="yuv420p",
                            matrix="bt601", full_range=True, audio=True)
     out = work / "out601.mp4"
@@ -231,7 +236,7 @@ def bad_cases(work: Path) -> dict[str, tuple[list[object], str]]:
     text = d / "text.mp4"
     text.write_text("not a video at all\n" * 10)
     audio = videos.make_audio_only(d / "audio.m4a")
-    full = videos.make_clip(d / "long.mkv", n=48)
+    full = videos.make_clip(d / "long.mkv", n=48, options={"x264-params": "keyint=1"})  # intra-only: bytes ~ frames
     cut = videos.truncate(full, d / "cut.mkv", 0.5)
     hdr = videos.make_hdr10_clip(d / "hdr.mkv")
     out = d / "out.mkv"
