@@ -36,20 +36,23 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("convert")
 
 
+def _random_weights(work: Path, scale: int) -> Path:
+    """A seeded, randomly initialised JSInet saved as weights (tests only; never shipped)."""
+    torch.manual_seed(0)
+    path = work / f"random-jsinet-x{scale}.safetensors"
+    save_weights(JSInet(scale=scale), path, architecture="jsinet", scale=scale, variant="jsinet",
+                 recipe="random (tests only)")
+    return path
+
+
 @pytest.fixture(scope="module")
 def weights_x2(work: Path) -> Path:
-    torch.manual_seed(0)
-    path = work / "random-jsinet-x2.safetensors"
-    save_weights(JSInet(scale=2), path, architecture="jsinet", scale=2, variant="jsinet", recipe="random (tests only)")
-    return path
+    return _random_weights(work, 2)
 
 
 @pytest.fixture(scope="module")
 def weights_x4(work: Path) -> Path:
-    torch.manual_seed(0)
-    path = work / "random-jsinet-x4.safetensors"
-    save_weights(JSInet(scale=4), path, architecture="jsinet", scale=4, variant="jsinet", recipe="random (tests only)")
-    return path
+    return _random_weights(work, 4)
 
 
 @pytest.fixture(scope="module")

@@ -435,6 +435,16 @@ def collect_sources(*args, **kwargs) -> DataSpec:  # noqa: D103 - documented on 
         return _collect_sources(*args, **kwargs)
 
 
+def _kind(path: Path) -> str | None:
+    """"still", "video" or "mat" by file suffix; None for anything else."""
+    suf = path.suffix.lower()
+    if suf in EXR_SUFFIXES:
+        return "still"
+    if suf in VIDEO_SUFFIXES:
+        return "video"
+    return "mat" if suf == ".mat" else None
+
+
 def _collect_sources(
     data: Sequence[str | Path],
     scale: int,
@@ -457,6 +467,7 @@ def _collect_sources(
     videos: list[Path] = []
     mats: list[Path] = []
     pairs: list[tuple[Path, Path]] = []
+    kinds = {"still": stills, "video": videos, "mat": mats}
     for d in data:
         root = Path(d)
         if not root.exists():
@@ -472,26 +483,18 @@ def _collect_sources(
                 files = [f for f in files if not (f.is_relative_to(root / "sdr") or f.is_relative_to(root / "hdr"))]
             n0 = len(stills) + len(videos) + len(mats)
             for f in files:
-                suf = f.suffix.lower()
-                if suf in EXR_SUFFIXES:
-                    stills.append(f)
-                elif suf in VIDEO_SUFFIXES:
-                    videos.append(f)
-                elif suf == ".mat":
-                    mats.append(f)
+                kind = _kind(f)
+                if kind is not None:
+                    kinds[kind].append(f)
             if len(stills) + len(videos) + len(mats) == n0 and not found_pairs:
                 raise InputError(
                     f"{root}: no training data found (expected .exr stills, HDR videos, sdr/ + hdr/ video pairs, "
                     "or the authors' SDR_youtube_80.mat + HDR_youtube_80.mat)"
                 )
         else:
-            suf = root.suffix.lower()
-            if suf in EXR_SUFFIXES:
-                stills.append(root)
-            elif suf in VIDEO_SUFFIXES:
-                videos.append(root)
-            elif suf == ".mat":
-                mats.append(root)
+            kind = _kind(root)
+            if kind is not None:
+                kinds[kind].append(root)
             else:
                 raise InputError(f"{root}: not a training data file (.exr, an HDR video or a .mat) or folder")
     # De-duplicate (a file reached through two --data paths).
