@@ -52,6 +52,7 @@ import datetime as _dt
 import hashlib
 import io
 import json
+import math
 import os
 import signal
 import time
@@ -66,6 +67,7 @@ from torch import nn
 
 from sdr2hdr.data.degrade import Degradation
 from sdr2hdr.errors import InputError, OutputError
+from sdr2hdr.precision import resolve_precision
 
 __all__ = [
     "TrainConfig",
@@ -116,7 +118,9 @@ class TrainConfig:
     hr_patch: int | None = None  # default 160 (LR 80 for x2, 40 for x4)
     lr: float = 1e-4
     gan_lr: float = 1e-6
-    init: str | None = None  # stage-2 starting weights when stage is "jsigan"
+    schedule: str | None = None  # stage-1 lr: "step" (the paper's x0.1 at 80 % / 90 %) or "cosine"; default step
+    init: str | None = None  # starting weights: stage 1 (warm restart), or stage 2 when stage is "jsigan"
+    heldout: list[str] = field(default_factory=list)  # scenes held out besides the hash rule
     val_patches: int = 500
     val_interval: int = 1000
     val_batch: int = 16
@@ -125,7 +129,8 @@ class TrainConfig:
     workers: int | None = None  # DataLoader workers (default: 0 on CPU, up to 8 on CUDA)
     threads: int | None = None  # torch CPU threads (default: torch's)
     device: str = "auto"
-    amp: bool = True  # bf16 autocast on CUDA
+    precision: str | None = None  # auto | fp32 | bf16 | fp16 (sdr2hdr.precision); default auto
+    amp: bool = True  # False forces fp32 (the old --no-amp)
     channels_last: bool = True  # on CUDA
     resume: bool = False
     max_video_frames: int = 48
@@ -135,7 +140,8 @@ class TrainConfig:
     quiet: bool = False
 
     #: Options that define the run: a resumed run takes them from the checkpoint.
-    RUN_KEYS = ("stage", "scale", "steps", "epochs", "gan_steps", "gan_epochs", "batch_size", "seed", "hr_patch", "heldout_fraction")
+    RUN_KEYS = ("stage", "scale", "steps", "epochs", "gan_steps", "gan_epochs", "batch_size", "seed", "hr_patch", "heldout_fraction",
+                "schedule", "precision")
 
 
 @dataclass
@@ -158,8 +164,23 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -10.0 * torch.log10(mse)
 
 
-def stage1_lr(step: int, total: int, base: float = 1e-4) -> float:
-    """JSInet: ``base``, x0.1 from 80 % of the steps, x0.01 from 90 % (the paper's epochs 200, 225 of 250)."""
+def stage1_lr(step: int, total: int, base: float = 1e-4, schedule: str = "step") -> float:
+    """JSInet learning rate at ``step`` of ``total``.
+
+    ``"step"`` (the paper): ``base``, x0.1 from 80 % of the steps, x0.01 from 90 %
+    (epochs 200, 225 of 250). ``"cosine"`` (the short CPU recipe): a linear
+    warm-up over the first 2 % of the steps (a warm restart from ``--init``
+    must not kick the weights with the full rate on a cold Adam state), then
+    half a cosine from ``base`` down to 0.
+    """
+    if schedule == "cosine":
+        warm = max(1, total // 50)
+        if step < warm:
+            return base * (step + 1) / warm
+        t = (step - warm) / max(1, total - warm)
+        return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+    if schedule != "step":
+        raise ValueError(f"unknown learning-rate schedule {schedule!r} (step or cosine)")
     m1, m2 = int(round(0.8 * total)), int(round(0.9 * total))
     return base * (0.1 if step >= m1 else 1.0) * (0.1 if step >= m2 else 1.0)
 
@@ -399,7 +420,6 @@ class Trainer:
         self.dist = _init_dist("cuda" if (cfg.device in ("auto", "cuda") and torch.cuda.is_available()) or cfg.device.startswith("cuda") else "cpu")
         self.device = _resolve_device(cfg.device, self.dist)
         self.cuda = self.device.type == "cuda"
-        self.amp = bool(cfg.amp and self.cuda)
         self.channels_last = bool(cfg.channels_last and self.cuda)
         self.ckpt: dict[str, Any] | None = None
         self.stop = _StopFlag()
@@ -408,6 +428,9 @@ class Trainer:
         self.done_steps: dict[str, int] = {}
         self._prepare_out()
         self._resolve_config()
+        self.precision = resolve_precision(cfg.precision if cfg.amp else "fp32", self.device)  # type: ignore[arg-type]
+        if self.precision.name == "fp16":
+            raise InputError("--precision fp16: training needs bf16 or fp32 (fp16 gradients would need loss scaling)")
 
     # ------------------------------------------------------------ setup
 
@@ -453,6 +476,10 @@ class Trainer:
             if cfg.init is None:
                 cfg.init = saved.get("init")
         cfg.stage = cfg.stage or "both"
+        cfg.schedule = cfg.schedule or "step"
+        if cfg.schedule not in ("step", "cosine"):
+            raise InputError(f"--schedule must be step or cosine, not {cfg.schedule!r}")
+        cfg.precision = cfg.precision or "auto"
         if cfg.stage not in ("jsinet", "jsigan", "both"):
             raise InputError(f"--stage must be jsinet, jsigan or both, not {cfg.stage!r}")
         cfg.scale = int(cfg.scale or 2)
@@ -532,7 +559,7 @@ class Trainer:
 
     def _stage1_weights(self) -> Path:
         cfg = self.cfg
-        if cfg.init:
+        if cfg.init and cfg.stage == "jsigan":
             return Path(cfg.init)
         for which in ("best", "last"):
             p = self.out / weights_name("jsinet", cfg.scale, which)  # type: ignore[arg-type]
@@ -565,7 +592,7 @@ class Trainer:
         cfg = self.cfg
         spec = collect_sources(
             cfg.data, cfg.scale, hr_patch=cfg.hr_patch, max_video_frames=cfg.max_video_frames,  # type: ignore[arg-type]
-            heldout_fraction=cfg.heldout_fraction,  # type: ignore[arg-type]
+            heldout_fraction=cfg.heldout_fraction, heldout=cfg.heldout,  # type: ignore[arg-type]
         )
         self.spec = spec
         self.trainset = {
@@ -600,9 +627,7 @@ class Trainer:
         return x, y
 
     def _autocast(self):  # noqa: ANN202
-        if self.amp:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return self.precision.autocast()
 
     # ------------------------------------------------------------ validation / saving
 
@@ -614,7 +639,9 @@ class Trainer:
         vals = []
         for sdr, hdr in self.valset.batches(self.cfg.val_batch):
             x, y = self._to_device(sdr, hdr)
-            vals.append(psnr(g(x).float(), y).cpu())
+            with self._autocast():
+                p = g(x)
+            vals.append(psnr(p.float(), y).cpu())
         g.train()
         return float(torch.cat(vals).mean())
 
@@ -626,6 +653,8 @@ class Trainer:
         recipe = {
             "stage": variant, "step": step, "batch_size": cfg.batch_size, "hr_patch": cfg.hr_patch, "seed": cfg.seed,
             "lr": cfg.lr if variant == "jsinet" else cfg.gan_lr, "degradation": cfg.degradation.to_dict(),
+            "schedule": cfg.schedule if variant == "jsinet" else "paper", "precision": self.precision.name,
+            "init": cfg.init or "", "data": [str(d) for d in cfg.data], "heldout_forced": list(cfg.heldout),
         }
         save_weights(
             g, path, architecture="jsinet", scale=cfg.scale, variant=variant,  # type: ignore[arg-type]
@@ -801,12 +830,15 @@ class Trainer:
         if ckpt is not None:
             g.load_state_dict(ckpt["generator"])
             opt.load_state_dict(ckpt["opt_g"])
+        elif cfg.init:
+            self._load_init(g, Path(cfg.init))
+            self.log(event="init", stage="jsinet", weights=str(cfg.init))
         self.dist.broadcast_module(g)
         gm = _ddp(g, self.dist, self.device)
         gm.train()
 
         def step_fn(x: torch.Tensor, y: torch.Tensor, step: int) -> dict[str, float]:
-            return jsinet_step(gm, opt, x, y, stage1_lr(step, total, cfg.lr), autocast=self._autocast)
+            return jsinet_step(gm, opt, x, y, stage1_lr(step, total, cfg.lr, cfg.schedule or "step"), autocast=self._autocast)
 
         return self._loop("jsinet", total, step0, step_fn, gm, {"generator": g}, {"opt_g": opt})
 

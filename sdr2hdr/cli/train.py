@@ -26,8 +26,13 @@ import click
 @click.option("--hr-patch", type=click.IntRange(min=8), default=None, help="HR patch side (LR = HR / scale).  [default: 160]")
 @click.option("--lr", type=float, default=1e-4, show_default=True, help="JSInet learning rate.")
 @click.option("--gan-lr", type=float, default=1e-6, show_default=True, help="JSI-GAN learning rate (G, D1, D2).")
+@click.option("--schedule", type=click.Choice(["step", "cosine"]), default=None,
+              help="JSInet learning-rate schedule: the paper's steps (x0.1 at 80 %, 90 %) or warm-up + cosine to 0 (short runs).  [default: step]")
 @click.option("--init", type=click.Path(path_type=str), default=None,
-              help="JSInet .safetensors to start JSI-GAN from.  [default: OUT/jsinet-xS-best.safetensors]")
+              help="Starting weights (.safetensors): JSInet continues from them (a warm restart with its own schedule); "
+                   "with --stage jsigan, the JSInet to fine-tune.  [default: random init; JSI-GAN: OUT/jsinet-xS-best.safetensors]")
+@click.option("--heldout", "heldout", multiple=True, metavar="SCENE",
+              help="Hold out this scene (file stem or pair folder name) besides the hash rule (repeatable).")
 @click.option("--val-patches", type=click.IntRange(min=0), default=500, show_default=True, help="Validation patches from held-out scenes.")
 @click.option("--val-interval", type=click.IntRange(min=1), default=1000, show_default=True, help="Validate every N steps.")
 @click.option("--ckpt-interval", type=click.IntRange(min=1), default=1000, show_default=True, help="Checkpoint every N steps.")
@@ -36,7 +41,9 @@ import click
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch CPU threads (on a busy shared CPU, 1 can be several times faster).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--amp/--no-amp", default=True, show_default=True, help="bf16 autocast on CUDA.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
+              help="auto: bf16 autocast on CUDA and on CPUs with AMX / AVX512-BF16, else fp32 (master weights, optimiser and loss stay fp32).  [default: auto]")
+@click.option("--amp/--no-amp", default=True, show_default=True, help="--no-amp is --precision fp32.")
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True, help="channels_last memory format on CUDA.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint (same options).")
 @click.option("--max-video-frames", type=click.IntRange(min=1), default=48, show_default=True, help="Frames kept per training video.")
@@ -47,7 +54,8 @@ import click
 def train_cmd(**o: object) -> None:
     """Train JSInet (L2), then fine-tune JSI-GAN, as the paper did, on your HDR data.
 
-    Pairs are synthesised from HDR stills and HDR videos by the degradation
+    Real SDR/HDR photo pairs (NAME/sdr.png + NAME/hdr.exr) are used as they are;
+    other pairs are synthesised from HDR stills and HDR videos by the degradation
     model (see README): exposure, tone mapping to SDR, BT.709, down-scaling,
     8-bit 4:2:0, optional H.264. Writes OUT/jsinet-xS-best|last.safetensors,
     OUT/jsigan-xS-best|last.safetensors, OUT/log.jsonl and OUT/checkpoint.pt.
@@ -68,10 +76,10 @@ def train_cmd(**o: object) -> None:
         scale=int(o["scale"]) if o["scale"] else None,  # type: ignore[call-overload]
         steps=o["steps"], epochs=o["epochs"], gan_steps=o["gan_steps"], gan_epochs=o["gan_epochs"],  # type: ignore[arg-type]
         batch_size=o["batch_size"], seed=o["seed"], hr_patch=o["hr_patch"],  # type: ignore[arg-type]
-        lr=float(o["lr"]), gan_lr=float(o["gan_lr"]), init=o["init"],  # type: ignore[arg-type]
+        lr=float(o["lr"]), gan_lr=float(o["gan_lr"]), init=o["init"], schedule=o["schedule"], heldout=list(o["heldout"]),  # type: ignore[arg-type]
         val_patches=int(o["val_patches"]), val_interval=int(o["val_interval"]),  # type: ignore[call-overload]
         ckpt_interval=int(o["ckpt_interval"]), log_interval=int(o["log_interval"]),  # type: ignore[call-overload]
-        workers=o["workers"], threads=o["threads"], device=str(o["device"]), amp=bool(o["amp"]), channels_last=bool(o["channels_last"]),  # type: ignore[arg-type]
+        workers=o["workers"], threads=o["threads"], device=str(o["device"]), precision=o["precision"], amp=bool(o["amp"]), channels_last=bool(o["channels_last"]),  # type: ignore[arg-type]
         resume=bool(o["resume"]), max_video_frames=int(o["max_video_frames"]),  # type: ignore[call-overload]
         heldout_fraction=o["heldout_fraction"], degradation=deg, progress=not o["quiet"], quiet=bool(o["quiet"]),  # type: ignore[arg-type]
     )

@@ -8,7 +8,13 @@ Public entry points::
     from sdr2hdr.data import split_scenes, collect_sources, TrainPatches, ValPatches, still_pair, read_exr
 """
 
-from sdr2hdr.data.degrade import OPERATORS, Degradation, scene_key, scene_to_display, synthesize_pair
+from sdr2hdr.data.degrade import (
+    OPERATORS,
+    Degradation,
+    scene_key,
+    scene_to_display,
+    synthesize_pair,
+)
 from sdr2hdr.data.exr import read_exr
 
 __all__ = [

@@ -32,11 +32,10 @@ Samples are integer code values: SDR ``uint8`` ``3 x h x w`` (BT.709 limited,
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +46,23 @@ from sdr2hdr import color
 from sdr2hdr.data import degrade
 from sdr2hdr.data.degrade import Degradation
 from sdr2hdr.data.exr import EXR_SUFFIXES, read_exr
-from sdr2hdr.data.hdrvideo import VIDEO_SUFFIXES, VideoFrames, decode_frames, hdr_to_display, planes_to_ycbcr
+from sdr2hdr.data.hdrvideo import (
+    VIDEO_SUFFIXES,
+    VideoFrames,
+    decode_frames,
+    hdr_to_display,
+    planes_to_ycbcr,
+)
 from sdr2hdr.data.mat import MatPatches, find_mat_pair
+from sdr2hdr.data.sources import (
+    Source,
+    _codes,
+    _crop_flip_rng,
+    _flip,
+    scene_name,
+    single_thread,
+)
+from sdr2hdr.data.stillpairs import HDR_FILE, SDR_FILE, StillPairSource, is_pair_dir
 from sdr2hdr.errors import InputError
 
 __all__ = [
@@ -67,6 +81,7 @@ __all__ = [
     "ValPatches",
     "StepBatchSampler",
     "scene_name",
+    "single_thread",
     "still_pair",
 ]
 
@@ -79,26 +94,7 @@ MAT_VAL_PATCHES = 500
 VIDEO_FRAME_WEIGHT = 4
 
 
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one thread inside (per-patch ops are tiny: threads only add overhead)."""
-    n = torch.get_num_threads()
-    if n == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
 # --------------------------------------------------------------------------- split
-
-
-def scene_name(path: str | Path) -> str:
-    """The scene name of a file: its stem (``polyhaven/assets__sky.exr`` -> ``assets__sky``)."""
-    return Path(path).stem
 
 
 def _split_hash(name: str) -> float:
@@ -111,15 +107,18 @@ def is_heldout(name: str, fraction: float = HELDOUT_FRACTION) -> bool:
     return _split_hash(name) < fraction
 
 
-def split_scenes(names: Sequence[str], fraction: float = HELDOUT_FRACTION) -> tuple[list[str], list[str]]:
+def split_scenes(names: Sequence[str], fraction: float = HELDOUT_FRACTION, force: Sequence[str] = ()) -> tuple[list[str], list[str]]:
     """Split scene names into ``(train, heldout)``, deterministically from the names.
 
-    A name is held out when its salted sha256 fraction is below ``fraction``;
-    with two or more names at least one is held out and at least one trains.
-    Both lists keep the input order; duplicates are treated as one scene.
+    A name is held out when its salted sha256 fraction is below ``fraction``
+    or it is named in ``force`` (``--heldout NAME``: to hold out chosen
+    scenes, e.g. enough real pairs for a test set); with two or more names
+    at least one is held out and at least one trains. Both lists keep the
+    input order; duplicates are treated as one scene.
     """
     uniq = list(dict.fromkeys(names))
-    held = {n for n in uniq if is_heldout(n, fraction)}
+    forced = {f.lower() for f in force}
+    held = {n for n in uniq if is_heldout(n, fraction) or n.lower() in forced}
     if len(uniq) >= 2 and not held and fraction > 0:
         held = {min(uniq, key=_split_hash)}
     if len(uniq) >= 1 and len(held) == len(uniq):
@@ -154,46 +153,6 @@ def still_pair(
 
 
 # --------------------------------------------------------------------------- sources
-
-
-def _crop_flip_rng(rng: np.random.Generator) -> tuple[bool, bool]:
-    return bool(rng.random() < 0.5), bool(rng.random() < 0.5)
-
-
-def _flip(a: np.ndarray | torch.Tensor, fh: bool, fv: bool):  # noqa: ANN202
-    if isinstance(a, torch.Tensor):
-        dims = [d for d, f in ((-1, fh), (-2, fv)) if f]
-        return a.flip(dims) if dims else a
-    if fh:
-        a = a[..., :, ::-1]
-    if fv:
-        a = a[..., ::-1, :]
-    return np.ascontiguousarray(a)
-
-
-def _codes(sdr: torch.Tensor, hdr: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    s = np.round(sdr.numpy() * 255.0).astype(np.uint8)
-    h = np.round(hdr.numpy() * 1023.0).astype(np.int16)
-    return s, h
-
-
-@dataclass
-class Source:
-    """A family of scenes that can produce (SDR LR, HDR HR) patches. Subclasses fill ``names``."""
-
-    names: list[str] = field(default_factory=list)
-    kind: str = ""
-
-    def weight(self, i: int, hr: int) -> float:
-        """Patches scene ``i`` holds (non-overlapping HR patches); sampling weight."""
-        raise NotImplementedError
-
-    def patch(self, i: int, rng: np.random.Generator, hr: int, scale: int, deg: Degradation) -> tuple[np.ndarray, np.ndarray]:
-        """One random patch of scene ``i`` as integer codes (SDR uint8, HDR int16)."""
-        raise NotImplementedError
-
-    def describe(self) -> str:
-        return f"{len(self.names)} {self.kind}"
 
 
 class StillSource(Source):
@@ -452,12 +411,15 @@ def _collect_sources(
     hr_patch: int = 160,
     max_video_frames: int = 48,
     heldout_fraction: float = HELDOUT_FRACTION,
+    heldout: Sequence[str] = (),
 ) -> DataSpec:
     """Find the training data under each ``--data`` path (folder or file) and split it by scene.
 
     A folder may hold any mix of: ``.exr`` stills (any depth), HDR videos (any
     depth), ``sdr/`` + ``hdr/`` sub-folders of paired clips, the authors'
-    ``.mat`` files. Raises a one-line :class:`InputError` naming the path for
+    ``.mat`` files, real SDR/HDR photo pairs (folders holding ``sdr.png`` +
+    ``hdr.exr``, :mod:`sdr2hdr.data.stillpairs`). ``heldout`` names scenes
+    to hold out besides the hash rule. Raises a one-line :class:`InputError` naming the path for
     a missing / empty / unreadable folder, an undecodable still or video, a
     .mat with wrong keys, or data that does not fit ``scale``.
     """
@@ -467,6 +429,7 @@ def _collect_sources(
     videos: list[Path] = []
     mats: list[Path] = []
     pairs: list[tuple[Path, Path]] = []
+    photo_pairs: list[Path] = []
     kinds = {"still": stills, "video": videos, "mat": mats}
     for d in data:
         root = Path(d)
@@ -481,15 +444,18 @@ def _collect_sources(
             files = _walk(root)
             if has_pairs:
                 files = [f for f in files if not (f.is_relative_to(root / "sdr") or f.is_relative_to(root / "hdr"))]
+            found_photo = sorted({f.parent for f in files if f.name == HDR_FILE and is_pair_dir(f.parent)})
+            photo_pairs.extend(found_photo)
+            files = [f for f in files if f.parent not in set(found_photo) or f.name not in (SDR_FILE, HDR_FILE)]
             n0 = len(stills) + len(videos) + len(mats)
             for f in files:
                 kind = _kind(f)
                 if kind is not None:
                     kinds[kind].append(f)
-            if len(stills) + len(videos) + len(mats) == n0 and not found_pairs:
+            if len(stills) + len(videos) + len(mats) == n0 and not found_pairs and not found_photo:
                 raise InputError(
                     f"{root}: no training data found (expected .exr stills, HDR videos, sdr/ + hdr/ video pairs, "
-                    "or the authors' SDR_youtube_80.mat + HDR_youtube_80.mat)"
+                    "NAME/sdr.png + NAME/hdr.exr photo pairs, or the authors' SDR_youtube_80.mat + HDR_youtube_80.mat)"
                 )
         else:
             kind = _kind(root)
@@ -501,12 +467,17 @@ def _collect_sources(
     stills = list(dict.fromkeys(p.resolve() for p in stills))
     videos = list(dict.fromkeys(p.resolve() for p in videos))
     mats = list(dict.fromkeys(p.resolve() for p in mats))
-    names = [scene_name(p) for p in stills] + [scene_name(p) for p in videos] + [scene_name(s) for s, _ in pairs]
+    photo_pairs = list(dict.fromkeys(p.resolve() for p in photo_pairs))
+    named = [*stills, *videos, *(s for s, _ in pairs)]
+    names = [scene_name(p) for p in named] + [p.name for p in photo_pairs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        clash = [str(p) for p in [*stills, *videos, *(s for s, _ in pairs)] if scene_name(p) == dup[0]]
+        clash = [str(p) for p in [*named, *photo_pairs] if (p.name if p in photo_pairs else scene_name(p)) == dup[0]]
         raise InputError(f"{clash[-1]}: scene name {dup[0]!r} is used by two files ({clash[0]}); rename one (the validation split goes by name)")
-    train_names, held = split_scenes(names, heldout_fraction)
+    unknown = [n for n in heldout if n.lower() not in {m.lower() for m in names}]
+    if unknown:
+        raise InputError(f"--heldout {unknown[0]}: no scene of that name in the --data paths")
+    train_names, held = split_scenes(names, heldout_fraction, heldout)
     held_set = set(held)
 
     train: list[Source] = []
@@ -523,6 +494,7 @@ def _collect_sources(
     _add(StillSource, stills, scene_name)
     _add(HdrVideoSource, videos, scene_name, max_video_frames)
     _add(PairedVideoSource, pairs, lambda sp: scene_name(sp[0]), scale, max_video_frames)
+    _add(StillPairSource, photo_pairs, lambda d: d.name)
     mp = find_mat_pair(mats, scale) if mats else None
     if mp is not None:
         sdr, hdr = mp
@@ -531,13 +503,13 @@ def _collect_sources(
         train.append(MatSource(sdr, hdr, np.arange(0, n - n_val)))
         if n_val:
             val.append(MatSource(sdr, hdr, np.arange(n - n_val, n), name="authors-mat-heldout"))
-    elif mats and not (stills or videos or pairs):
+    elif mats and not (stills or videos or pairs or photo_pairs):
         raise InputError(f"{mats[0]}: only the authors' test sets (SDR_YUV / HDR_YUV) were found; training needs SDR_data / HDR_data")
     if not train:
         raise InputError(f"{data[0]}: no training scenes left after holding out {', '.join(held)} for validation")
     for src in train + val:
         src.check_size(hr_patch)  # type: ignore[attr-defined]
-    files = [*stills, *videos, *[p for pr in pairs for p in pr], *mats]
+    files = [*stills, *videos, *[p for pr in pairs for p in pr], *mats, *(d / f for d in photo_pairs for f in (SDR_FILE, HDR_FILE))]
     return DataSpec(train=train, val=val, heldout=[n for n in held] + (["authors-mat (last patches)"] if mp and val and isinstance(val[-1], MatSource) else []), files=files)
 
 

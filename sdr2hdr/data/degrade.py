@@ -82,6 +82,7 @@ __all__ = [
     "PairParams",
     "draw_params",
     "exposure_stops",
+    "finish_sdr",
 ]
 
 #: Tone-mapping operators the SDR input may be made with.
@@ -283,7 +284,7 @@ def _h264_roundtrip(y: np.ndarray, u: np.ndarray, v: np.ndarray, crf: int) -> tu
     return dec[:h0, :w0], du[: h0 // 2, : w0 // 2], dv[: h0 // 2, : w0 // 2]
 
 
-def _finish_sdr(full: torch.Tensor, scale: int, kernel: str, chroma420: bool, crf: int | None) -> torch.Tensor:
+def finish_sdr(full: torch.Tensor, scale: int, kernel: str, chroma420: bool, crf: int | None) -> torch.Tensor:
     """Full-res SDR Y'CbCr code/255 -> LR, 4:2:0 round trip, optional H.264, 8-bit: code/255."""
     lr = _downscale(full, scale, kernel)
     if not chroma420 and crf is None:
@@ -366,7 +367,7 @@ def synthesize_pair(
         p.crf = (p.crf if p.crf is not None else int(np.mean(config.crf_range))) if h264 else None
     hdr = hdr_target(x, primaries=primaries, peak=config.peak)
     sdr_full = sdr_from_display(x, p.operator, primaries=primaries, peak=config.peak, gain=p.gain, sdr_white=config.sdr_white)
-    sdr = _finish_sdr(sdr_full, scale, p.kernel, config.chroma420, p.crf)
+    sdr = finish_sdr(sdr_full, scale, p.kernel, config.chroma420, p.crf)
     if return_params:
         return sdr, hdr, p
     return sdr, hdr

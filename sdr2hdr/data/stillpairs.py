@@ -1,0 +1,128 @@
+"""Real SDR/HDR photo pairs (``NAME/sdr.png`` + ``NAME/hdr.exr``): training patches and full frames.
+
+Layout (``../shared/data/pairs/README.md``): each scene is a folder holding the
+same picture twice, as real camera / photo pipelines rendered it:
+
+* ``sdr.png``: 8-bit R'G'B', BT.709 primaries, sRGB transfer;
+* ``hdr.exr``: linear BT.2020 RGB in cd/m² (SDR diffuse white at 203 cd/m²),
+  the same size, pixel-aligned.
+
+How a pair becomes the model's (input, target):
+
+* **Target** (HR): the HDR light, clipped per component to the mastering peak
+  (``Degradation.peak``, 1000 cd/m²), PQ, Y'CbCr BT.2020 limited 10-bit
+  (:func:`sdr2hdr.data.degrade.hdr_target`, as for synthesised pairs).
+* **Input** (LR): the SDR *signal* is kept as it is: its 8-bit R'G'B' code
+  values become Y'CbCr BT.709 limited range with the BT.709 matrix, exactly
+  what FFmpeg does when a photo or a phone's SDR rendition is turned into
+  video (the sRGB and BT.709/BT.1886 curves are not re-mapped: no real video
+  pipeline does that). Then the degradation model's own back half
+  (:func:`sdr2hdr.data.degrade.finish_sdr`): down-scaling by the scale factor
+  with a kernel drawn from ``downscale_kernels``, 4:2:0 chroma, optional
+  one-frame H.264 at a random CRF, 8-bit codes.
+
+Scene names are the folder names; the validation / test split uses them like
+every other scene (:func:`sdr2hdr.data.datasets.split_scenes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sdr2hdr import color
+from sdr2hdr.data import degrade
+from sdr2hdr.data.degrade import Degradation
+from sdr2hdr.data.exr import read_exr
+from sdr2hdr.data.sources import Source, _codes, _crop_flip_rng, _flip, single_thread
+from sdr2hdr.errors import InputError
+
+__all__ = ["SDR_FILE", "HDR_FILE", "is_pair_dir", "read_png_rgb", "StillPairSource", "still_pair_frame"]
+
+SDR_FILE = "sdr.png"
+HDR_FILE = "hdr.exr"
+
+
+def is_pair_dir(path: Path) -> bool:
+    """Whether ``path`` is a pair folder (holds both ``sdr.png`` and ``hdr.exr``)."""
+    return (path / SDR_FILE).is_file() and (path / HDR_FILE).is_file()
+
+
+def read_png_rgb(path: str | Path) -> np.ndarray:
+    """An 8-bit R'G'B' PNG as ``H x W x 3`` uint8 (PyAV's FFmpeg decodes it; alpha dropped)."""
+    import av
+
+    try:
+        with av.open(str(path)) as f:
+            frame = next(f.decode(video=0))
+            return np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+    except (OSError, StopIteration, av.error.FFmpegError) as exc:
+        raise InputError(f"{path}: cannot read this PNG ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+
+def _sdr_signal(rgb8: np.ndarray) -> torch.Tensor:
+    """``h x w x 3`` uint8 R'G'B' -> ``3 x h x w`` Y'CbCr BT.709 limited range, code/255, unrounded."""
+    v = torch.from_numpy(np.ascontiguousarray(rgb8)).permute(2, 0, 1).float() / 255.0
+    return color.rgb_to_ycbcr(v, "bt709", bits=8)
+
+
+class StillPairSource(Source):
+    """Real SDR/HDR pairs, decoded once and kept in memory (SDR uint8, HDR float16 cd/m²)."""
+
+    def __init__(self, dirs: Sequence[Path]) -> None:
+        super().__init__(names=[Path(d).name for d in dirs], kind="real SDR/HDR pairs")
+        self.dirs = [Path(d) for d in dirs]
+        self.sdr: list[np.ndarray] = []
+        self.hdr: list[np.ndarray] = []
+        for d in self.dirs:
+            s = read_png_rgb(d / SDR_FILE)
+            h = read_exr(d / HDR_FILE)
+            if s.shape != h.shape:
+                raise InputError(f"{d / HDR_FILE}: {h.shape[1]}x{h.shape[0]} differs from {SDR_FILE}'s {s.shape[1]}x{s.shape[0]}; pairs must be pixel-aligned")
+            self.sdr.append(s)
+            self.hdr.append(h)
+
+    def weight(self, i: int, hr: int) -> float:
+        h, w = self.sdr[i].shape[:2]
+        return max(1, h // hr) * max(1, w // hr)
+
+    def check_size(self, hr: int) -> None:
+        for d, s in zip(self.dirs, self.sdr):
+            if s.shape[0] < hr or s.shape[1] < hr:
+                raise InputError(f"{d}: {s.shape[1]}x{s.shape[0]} is smaller than the {hr}x{hr} HR patch")
+
+    def patch(self, i, rng, hr, scale, deg):  # noqa: ANN001, ANN201
+        h, w = self.sdr[i].shape[:2]
+        m = 2 * scale  # keep the LR grid even (4:2:0)
+        y0 = m * int(rng.integers(0, (h - hr) // m + 1))
+        x0 = m * int(rng.integers(0, (w - hr) // m + 1))
+        fh, fv = _crop_flip_rng(rng)
+        p = degrade.draw_params(rng, deg)
+        sdr, hdr = _pair(self.sdr[i][y0 : y0 + hr, x0 : x0 + hr], self.hdr[i][y0 : y0 + hr, x0 : x0 + hr], scale, deg, p.kernel, p.crf)
+        return _codes(_flip(sdr, fh, fv), _flip(hdr, fh, fv))
+
+
+def _pair(sdr8: np.ndarray, hdr: np.ndarray, scale: int, deg: Degradation, kernel: str, crf: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    with single_thread():
+        disp = torch.from_numpy(np.ascontiguousarray(hdr).astype(np.float32)).permute(2, 0, 1)
+        target = degrade.hdr_target(disp, primaries="bt2020", peak=deg.peak)
+        inp = degrade.finish_sdr(_sdr_signal(sdr8), scale, kernel, deg.chroma420, crf)
+    return inp, target
+
+
+def still_pair_frame(
+    src: StillPairSource, i: int, scale: int, region: tuple[int, int, int, int], seed: int = 0, *, config: Degradation = Degradation(),
+) -> tuple[torch.Tensor, torch.Tensor, degrade.PairParams]:
+    """A full-size evaluation pair from scene ``i``: ``region = (y0, x0, h, w)`` HR pixels (``h, w`` multiples of ``2*scale``).
+
+    Kernel and H.264 CRF are drawn from ``numpy.random.default_rng(seed)`` as
+    :func:`sdr2hdr.data.degrade.draw_params` does. Returns ``(sdr_lr, hdr_hr, params)``
+    as code values / 255 and / 1023 (see the module doc).
+    """
+    y0, x0, h, w = region
+    p = degrade.draw_params(np.random.default_rng(seed), config)
+    sdr, hdr = _pair(src.sdr[i][y0 : y0 + h, x0 : x0 + w], src.hdr[i][y0 : y0 + h, x0 : x0 + w], scale, config, p.kernel, p.crf)
+    return sdr, hdr, p
