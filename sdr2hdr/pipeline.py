@@ -87,7 +87,7 @@ class ConvertSummary:
     scale: int
     model: str
     device: str
-    precision: str
+    precision: str  # fp32 | bf16 | fp16: what ran
     tile: int  # final tile side in LR pixels (0: whole frame)
     tile_pad: int
     batch: int
@@ -96,6 +96,7 @@ class ConvertSummary:
     max_cll: float  # measured on the frames written, cd/m²
     max_fall: float
     input_description: str = ""
+    precision_reason: str = ""  # why that precision (auto choice, asked for, fallback)
     passes: int = 1
     model_seconds: float = 0.0
     oom_retries: int = 0
@@ -330,7 +331,7 @@ def convert(
     tile_pad: int | None = None,
     batch: int = 0,
     device: str | torch.device = "auto",
-    half: bool | None = None,
+    precision: str = "auto",
     crf: float = DEFAULT_CRF,
     preset: str = DEFAULT_PRESET,
     x265_extra: str = "",
@@ -349,7 +350,9 @@ def convert(
     ``model``: registry name, ``.safetensors`` path, an ``nn.Module`` (tests,
     benchmarks) or None for the default of ``scale`` / ``gan``. ``tile=0``:
     automatic; ``tile_pad=None``: from the model's receptive field;
-    ``batch=0``: 4 on CUDA, 1 on CPU; ``half=None``: fp16 on CUDA.
+    ``batch=0``: 4 on CUDA, 1 on CPU; ``precision``: auto | fp32 | bf16 | fp16
+    (:func:`sdr2hdr.precision.resolve_precision`: auto is fp16 on CUDA, bf16 on
+    a CPU with AMX / AVX512-BF16, else fp32).
     ``cll``: "unknown" (signal 0,0) or "measure" (two passes). See the module doc.
     """
     t_start = time.perf_counter()
@@ -370,8 +373,7 @@ def convert(
     info = probe(in_path)
     dev = resolve_device(device)
     net, model_name = _load(model, scale, gan, dev)
-    use_half = (dev.type == "cuda") if half is None else bool(half and dev.type == "cuda")
-    runner = TiledModel(net, scale=scale, tile=tile, pad=tile_pad, device=dev, half=use_half)
+    runner = TiledModel(net, scale=scale, tile=tile, pad=tile_pad, device=dev, precision=precision)
     nbatch = batch if batch > 0 else (4 if dev.type == "cuda" else 1)
     out_w, out_h = info.width * scale, info.height * scale
 
@@ -408,7 +410,7 @@ def convert(
         return ConvertSummary(
             input=in_path, output=out_path, frames=res.frames, seconds=seconds, size_bytes=out_path.stat().st_size,
             input_size=(info.width, info.height), output_size=(out_w, out_h), scale=scale, model=model_name,
-            device=str(dev), precision=runner.precision, tile=0 if (runner.tile or 0) >= max(info.width, info.height) else int(runner.tile or 0),
+            device=str(dev), precision=runner.precision, precision_reason=runner.precision_reason, tile=0 if (runner.tile or 0) >= max(info.width, info.height) else int(runner.tile or 0),
             tile_pad=runner.pad, batch=nbatch, cll_mode=cll, signalled_cll=signalled, max_cll=res.max_cll,
             max_fall=res.max_fall, input_description=info.describe(), passes=passes, model_seconds=runner.seconds,
             oom_retries=runner.oom_retries, copied_streams=list(writer.report.copied),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +68,18 @@ def cpu_bf16_capability() -> str:
     return "none"
 
 
+@contextlib.contextmanager
+def _ieee_fp32() -> Iterator[None]:
+    """cuDNN convolutions and cuBLAS matmuls default to TF32 on Ampere and later: switch it off inside."""
+    old = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+
+
 @dataclass(frozen=True)
 class Precision:
     """A resolved precision: ``name`` (fp32 / bf16 / fp16), the autocast ``dtype`` (None for fp32), and why."""
@@ -85,14 +97,10 @@ class Precision:
         return self.name != "fp32"
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """The autocast context for a forward pass (a no-op in fp32)."""
+        """The context for a forward pass: autocast in bf16 / fp16; in fp32 on CUDA, TF32 off (IEEE fp32)."""
         if not self.reduced:
-            return contextlib.nullcontext()
+            return _ieee_fp32() if self.device_type == "cuda" else contextlib.nullcontext()
         return torch.autocast(device_type=self.device_type, dtype=self.dtype)
-
-    @property
-    def autocast_factory(self) -> Callable[[], contextlib.AbstractContextManager[Any]]:
-        return self.autocast
 
     def describe(self) -> str:
         return f"{self.name} ({self.reason})"

@@ -16,7 +16,8 @@ matches whole-frame output to float rounding (tested to 1e-4 in fp32). For
 JSInet (receptive field 34 LR pixels) that needs ``pad >= 46``;
 :func:`default_tile_pad` gives 48. With a smaller pad the ramps hide seams.
 
-:class:`TiledModel` adds precision handling (fp16 autocast on CUDA),
+:class:`TiledModel` adds precision handling (``--precision``: fp16 autocast on
+CUDA, bf16 on CPUs with AMX / AVX512-BF16, fp32 otherwise; analytic baselines always fp32),
 automatic tile size, frame batching, and recovery from CUDA out-of-memory:
 the batch is split, then the tile halved, and the same frames run again.
 """
@@ -32,6 +33,7 @@ import torch
 from torch import nn
 
 from sdr2hdr.errors import Sdr2HdrError
+from sdr2hdr.precision import Precision, resolve_precision
 
 #: Smallest tile side (LR pixels) the out-of-memory recovery goes down to.
 MIN_TILE = 32
@@ -159,12 +161,17 @@ class TiledModel:
         tile: int = 0,
         pad: int | None = None,
         device: torch.device | str = "cpu",
-        half: bool = False,
+        precision: str | Precision = "auto",
     ) -> None:
         self.model = model
         self.scale = int(scale or getattr(model, "scale"))
         self.device = torch.device(device)
-        self.half = bool(half and self.device.type == "cuda")
+        if getattr(model, "fp32_only", False):
+            self.prec = Precision("fp32", self.device.type, "analytic model: colour maths in fp32")
+        elif isinstance(precision, Precision):
+            self.prec = precision
+        else:
+            self.prec = resolve_precision(precision, self.device)
         self.receptive_field = receptive_field(model)
         self.pad = default_tile_pad(self.receptive_field) if pad is None else int(pad)
         if self.pad < 0:
@@ -177,13 +184,15 @@ class TiledModel:
 
     @property
     def precision(self) -> str:
-        return "fp16" if self.half else "fp32"
+        """The precision that runs: fp32, bf16 or fp16 (see :mod:`sdr2hdr.precision`)."""
+        return self.prec.name
+
+    @property
+    def precision_reason(self) -> str:
+        return self.prec.reason
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            if self.half:
-                with torch.autocast("cuda", dtype=torch.float16):
-                    return self.model(x)
+        with torch.inference_mode(), self.prec.autocast():
             return self.model(x)
 
     def auto_tile(self, h: int, w: int, batch: int) -> int:

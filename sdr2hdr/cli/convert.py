@@ -30,7 +30,9 @@ def _human_size(n: int) -> str:
 @click.option("--model", "model", metavar="NAME|PATH", default=None,
               help="Registry name or .safetensors file; overrides --gan. See 'sdr2hdr models'.")
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]", help="Where the model runs.")
-@click.option("--fp32", is_flag=True, help="Full precision on CUDA (default there: fp16 autocast). CPU is always fp32.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="auto: fp16 on CUDA, bf16 on a CPU with AMX / AVX512-BF16, fp32 elsewhere. fp32 is IEEE fp32.")
+@click.option("--fp32", is_flag=True, help="Alias of --precision fp32.")
 @click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,
               help="Tile side in low-resolution pixels; 0 = automatic from free memory.")
 @click.option("--tile-pad", type=click.IntRange(min=0), default=None,
@@ -59,7 +61,7 @@ def _human_size(n: int) -> str:
               help="Convert what decodes of a truncated or damaged input instead of refusing it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary (warnings and errors only).")
 def convert_cmd(
-    input: Path, output: Path, scale: str, gan: bool, model: str | None, device: str, fp32: bool, tile: int,
+    input: Path, output: Path, scale: str, gan: bool, model: str | None, device: str, precision: str, fp32: bool, tile: int,
     tile_pad: int | None, batch: int, crf: float, preset: str, x265_extra: str, mastering: str, peak_nits: float,
     min_nits: float, cll: str, no_audio: bool, no_subtitles: bool, overwrite: bool, allow_truncated: bool, quiet: bool,
 ) -> None:
@@ -97,7 +99,7 @@ def convert_cmd(
     try:
         summary = pipeline.convert(
             input, output, model=model, scale=int(scale), gan=gan, tile=tile, tile_pad=tile_pad, batch=batch,
-            device=device, half=not fp32, crf=crf, preset=preset, x265_extra=x265_extra, mastering=mastering,
+            device=device, precision="fp32" if fp32 else precision, crf=crf, preset=preset, x265_extra=x265_extra, mastering=mastering,
             peak_nits=peak_nits, min_nits=min_nits, cll=cll, copy_audio=not no_audio,
             copy_subtitles=not no_subtitles, overwrite=overwrite, allow_truncated=allow_truncated, progress=callback,
         )
@@ -124,8 +126,9 @@ def _print_summary(s: object) -> None:
     t.add_row("input", f"{s.input}  ({s.input_description})")
     tile = "whole frame" if s.tile == 0 else f"{s.tile} px tiles"
     t.add_row("output", f"{s.output}  (HEVC Main 10 HDR10 {s.output_size[0]}x{s.output_size[1]}, x{s.scale})")
-    t.add_row("model", f"{s.model} on {s.device} {s.precision}, {tile} + {s.tile_pad} px pad, batch {s.batch}"
+    t.add_row("model", f"{s.model} on {s.device}, {tile} + {s.tile_pad} px pad, batch {s.batch}"
               + (f", {s.oom_retries} out-of-memory retries" if s.oom_retries else ""))
+    t.add_row("precision", f"{s.precision} ({s.precision_reason})" if s.precision_reason else s.precision)
     passes = f", {s.passes} passes" if s.passes > 1 else ""
     t.add_row("frames", f"{s.frames} in {s.seconds:.1f} s ({s.fps:.2f} fps{passes})")
     t.add_row("size", _human_size(s.size_bytes))

@@ -30,13 +30,15 @@ import click
               help="Write per-frame values and the settings used to this JSON file.")
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
               help="Where --model runs and the metrics are computed.")
-@click.option("--fp32", is_flag=True, help="Full precision for --model on CUDA (default there: fp16).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="For --model: auto is fp16 on CUDA, bf16 on a CPU with AMX / AVX512-BF16, fp32 elsewhere.")
+@click.option("--fp32", is_flag=True, help="Alias of --precision fp32.")
 @click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,
               help="Tile side for --model in LR pixels; 0 = automatic.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; the table is still printed.")
 def eval_cmd(
     prediction: Path | None, reference: Path, model: str | None, sdr_input: Path | None, metrics: str,
-    frames: str | None, every: int, ppd: float | None, json_out: Path | None, device: str, fp32: bool, tile: int,
+    frames: str | None, every: int, ppd: float | None, json_out: Path | None, device: str, precision: str, fp32: bool, tile: int,
     quiet: bool,
 ) -> None:
     """Compare a prediction with an HDR10 reference using the paper's metrics (Table 4).
@@ -67,10 +69,11 @@ def eval_cmd(
         from sdr2hdr.zoo import load_model
 
         dev = resolve_device(device)
-        runner = TiledModel(load_model(model, device=dev), tile=tile, device=dev, half=not fp32)
+        runner = TiledModel(load_model(model, device=dev), tile=tile, device=dev, precision="fp32" if fp32 else precision)
         sdr_iter = ev.iter_sdr_source(sdr_input, select)  # type: ignore[arg-type]
         pred_iter = ev.predict(lambda x: runner(x.to(dev)), sdr_iter)
-        settings.update(model=model, input=str(sdr_input), device=str(dev), precision=runner.precision)
+        settings.update(model=model, input=str(sdr_input), device=str(dev), precision=runner.precision,
+                        precision_reason=runner.precision_reason)
     else:
         pred_iter = ev.iter_hdr_source(prediction, select)  # type: ignore[arg-type]
         settings["prediction"] = str(prediction)

@@ -29,6 +29,8 @@ class _SDRToHDRBaseline(nn.Module):
     """Bicubic up-scaling of the Y'CbCr planes, then a per-pixel SDR -> HDR mapping."""
 
     receptive_field = 2  # bicubic taps, LR pixels
+    #: Colour maths (matrices, the /10000 PQ normalisation) stays fp32: never run under autocast.
+    fp32_only = True
 
     def __init__(self, scale: int) -> None:
         super().__init__()

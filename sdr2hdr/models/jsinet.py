@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from . import ops
 
-__all__ = ["JSInet", "ResBlock", "conv3x3"]
+__all__ = ["JSInet", "ResBlock", "conv3x3", "Fp32Conv2d"]
 
 FEATURES = 64
 N_RES_BLOCKS = 4
@@ -34,6 +34,25 @@ N_RES_BLOCKS = 4
 def conv3x3(cin: int, cout: int) -> nn.Conv2d:
     """3x3, stride 1, zero 'same' padding, with bias."""
     return nn.Conv2d(cin, cout, 3, stride=1, padding=1, bias=True)
+
+
+class Fp32Conv2d(nn.Conv2d):
+    """A 3x3 'same' conv that always runs in float32, autocast or not (same parameters and state_dict keys).
+
+    Used where bf16 / fp16 cannot carry the signal: the subnets' input convs
+    (``Xd = X / Xb`` is ~1 +- a few 1e-3, below bf16's 2**-8 step near 1, so a
+    bf16 input would erase the detail layer, and a float32 result keeps the
+    residual stream float32) and the HR output conv (its result is ``I``
+    itself, where one bf16 step is ~4 10-bit codes). Both have 3 channels on
+    one side: their cost is negligible.
+    """
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(cin, cout, 3, stride=1, padding=1, bias=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return super().forward(x.float() if x.dtype != torch.float64 else x)
 
 
 class ResBlock(nn.Module):
@@ -65,7 +84,7 @@ class LocalContrastEnhancement(nn.Module):
 
     def __init__(self, scale: int, in_ch: int = 3, k: int = ops.LCE_TAPS) -> None:
         super().__init__()
-        self.conv_in = conv3x3(in_ch, FEATURES)
+        self.conv_in = Fp32Conv2d(in_ch, FEATURES)
         self.res_blocks = nn.Sequential(*[ResBlock() for _ in range(N_RES_BLOCKS)])
         self.conv_filter = conv3x3(FEATURES, k * k * scale * scale)
 
@@ -80,7 +99,7 @@ class DetailRestoration(nn.Module):
 
     def __init__(self, scale: int, in_ch: int = 3, k: int = ops.DR_TAPS) -> None:
         super().__init__()
-        self.conv_in = conv3x3(in_ch, FEATURES)
+        self.conv_in = Fp32Conv2d(in_ch, FEATURES)
         self.res_blocks = nn.Sequential(*[ResBlock() for _ in range(N_RES_BLOCKS)])
         self.conv_filter_v = conv3x3(FEATURES, k * scale * scale)
         self.conv_filter_h = conv3x3(FEATURES, k * scale * scale)
@@ -102,13 +121,13 @@ class ImageReconstruction(nn.Module):
     def __init__(self, scale: int, in_ch: int = 3, out_ch: int = 3) -> None:
         super().__init__()
         self.scale = scale
-        self.conv_in = conv3x3(in_ch, FEATURES)
+        self.conv_in = Fp32Conv2d(in_ch, FEATURES)
         self.res_block1 = ResBlock()
         self.res_block2 = ResBlock(2 * FEATURES, FEATURES)
         self.res_block3 = ResBlock()
         self.res_block4 = ResBlock()
         self.conv_up = conv3x3(FEATURES, FEATURES * scale * scale)
-        self.conv_out = conv3x3(FEATURES, out_ch)
+        self.conv_out = Fp32Conv2d(FEATURES, out_ch)
 
     def forward(self, x: Tensor, i_dr: Tensor) -> Tensor:
         i_ir = self.res_block1(self.conv_in(x))
