@@ -22,6 +22,11 @@ from torch import nn
 
 from sdr2hdr.errors import WeightsError
 
+#: Mastering peak assumed for weights that record none (the training default, cd/m²).
+DEFAULT_PEAK_NITS = 1000.0
+#: Scales the tool runs (the paper's; the networks themselves take any integer).
+SCALES = (2, 4)
+
 #: Architectures a weights file may name, and how to build them (lazy imports keep start-up fast).
 ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {}
 
@@ -70,11 +75,21 @@ class ModelEntry:
     trained_on: str
     description: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    #: Mastering peak (cd/m²) of the HDR the model was trained to produce: convert's default --peak-nits.
+    peak_nits: float = DEFAULT_PEAK_NITS
+    #: Precisions the output was checked in (bf16 / fp16 against fp32: see weights/README.md).
+    precisions: tuple[str, ...] = ("fp32",)
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["parameters"] = self.parameters
+        d["receptive_field"] = self.receptive_field
         return d
+
+    @property
+    def receptive_field(self) -> int:
+        """LR pixels of context per side an output pixel depends on."""
+        return int(getattr(ARCHITECTURES[self.architecture](self.scale), "receptive_field", 0))
 
     @property
     def parameters(self) -> int:
@@ -88,6 +103,9 @@ REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register(entry: ModelEntry) -> ModelEntry:
+    """Add ``entry``; a second entry of the same name is a programming error, never a silent overwrite."""
+    if entry.name in REGISTRY:
+        raise ValueError(f"model {entry.name!r} is registered twice")
     REGISTRY[entry.name] = entry
     return entry
 
@@ -193,18 +211,56 @@ def default_model_name(scale: int, gan: bool) -> str:
     return f"{'jsigan' if gan else 'jsinet'}-x{scale}"
 
 
-def load_model(name_or_path: str, *, device: str | torch.device = "cpu", scale: int | None = None) -> nn.Module:
+@dataclass
+class LoadedModel:
+    """A loaded model and its contract: what callers need without guessing from the module.
+
+    ``module`` maps ``B x 3 x H x W`` BT.709 limited-range Y'CbCr code values / 255
+    to ``B x 3 x sH x sW`` BT.2020 PQ limited-range Y'CbCr code values / 1023.
+    """
+
+    module: nn.Module
+    name: str
+    scale: int
+    receptive_field: int
+    peak_nits: float  # mastering peak the model was trained for, cd/m²
+    sha256: str | None  # of the weights file (None: weight-free baseline)
+    variant: str
+
+
+def _peak_from_meta(meta: dict[str, str], path: Path) -> float:
+    try:
+        if "peak_nits" in meta:
+            peak = float(meta["peak_nits"])
+        else:
+            peak = float(json.loads(meta.get("recipe") or "{}").get("degradation", {}).get("peak", DEFAULT_PEAK_NITS))
+    except (ValueError, TypeError, AttributeError):
+        raise WeightsError(f"{path}: bad mastering peak in metadata") from None
+    if not 100.0 <= peak <= 10000.0:
+        raise WeightsError(f"{path}: mastering peak {peak:g} cd/m² in metadata is outside 100..10000")
+    return peak
+
+
+def _build(arch: str, scale: int, where: object) -> nn.Module:
+    if scale not in SCALES:
+        raise WeightsError(f"{where}: scale x{scale} is not supported (x2 or x4)")
+    try:
+        return ARCHITECTURES[arch](scale)
+    except (ValueError, TypeError) as exc:
+        raise WeightsError(f"{where}: cannot build {arch} x{scale} ({exc})") from None
+
+
+def load(name_or_path: str, *, device: str | torch.device = "cpu", scale: int | None = None) -> LoadedModel:
     """Build and load a model by registry name or safetensors path, in eval mode on ``device``.
 
-    ``scale`` (optional) is checked against the weights' scale. The returned
-    module has ``.scale`` and maps ``B x 3 x H x W`` BT.709 limited-range
-    Y'CbCr code values / 255 to ``B x 3 x sH x sW`` BT.2020 PQ limited-range
-    Y'CbCr code values / 1023.
+    All metadata is validated before anything is built (architecture, scale x2 / x4,
+    peak); ``scale`` (optional) is checked against the weights' scale.
     """
     entry, path = resolve(name_or_path)
+    digest = None
     if entry is not None and path is None:
-        model = ARCHITECTURES[entry.architecture](entry.scale)
-        arch_scale = entry.scale
+        model = _build(entry.architecture, entry.scale, name_or_path)
+        arch_scale, peak, variant = entry.scale, entry.peak_nits, entry.variant
     else:
         assert path is not None
         tensors, meta = read_safetensors(path, entry.sha256 if entry else None)
@@ -215,14 +271,45 @@ def load_model(name_or_path: str, *, device: str | torch.device = "cpu", scale: 
             arch_scale = int(meta.get("scale", "0"))
         except ValueError:
             raise WeightsError(f"{path}: bad scale in metadata ({meta.get('scale')!r})") from None
-        model = ARCHITECTURES[arch](arch_scale)
+        peak = entry.peak_nits if entry else _peak_from_meta(meta, path)
+        variant = entry.variant if entry else str(meta.get("variant", arch))
+        model = _build(arch, arch_scale, path)
         try:
             model.load_state_dict(tensors, strict=True)
         except RuntimeError as exc:
             raise WeightsError(f"{path}: tensors do not fit {arch} x{arch_scale} ({str(exc).splitlines()[0]})") from None
+        digest = entry.sha256 if entry and entry.sha256 else sha256_file(path)
     if scale is not None and arch_scale != scale:
         raise WeightsError(f"model {name_or_path} is x{arch_scale}, but --scale {scale} was asked for")
-    return model.eval().to(device)
+    return LoadedModel(
+        module=model.eval().to(device), name=str(name_or_path), scale=arch_scale,
+        receptive_field=int(getattr(model, "receptive_field", 0)), peak_nits=peak, sha256=digest, variant=variant,
+    )
+
+
+def load_model(name_or_path: str, *, device: str | torch.device = "cpu", scale: int | None = None) -> nn.Module:
+    """:func:`load` without the descriptor: just the module (``.scale`` set), in eval mode on ``device``."""
+    return load(name_or_path, device=device, scale=scale).module
+
+
+def export_weights(src: Path, dst: Path, *, dtype: str = "fp16", **metadata: object) -> str:
+    """Copy a weights file as ``fp16`` / ``fp32`` tensors, keeping (and adding to) its metadata; return the sha256.
+
+    The shipped files are fp16 (half the size) where that changes the output by at most
+    0.01 dB on the test sets; models always compute with fp32 master weights.
+    """
+    from safetensors.torch import save_file
+
+    tensors, meta = read_safetensors(Path(src))
+    dt = {"fp16": torch.float16, "fp32": torch.float32}[dtype]
+    for k, v in metadata.items():
+        meta[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+    meta["stored_dtype"] = dtype
+    dst = Path(dst)
+    tmp = dst.with_name(dst.name + ".tmp")
+    save_file({k: v.to(dt).contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+    os.replace(tmp, dst)
+    return sha256_file(dst)
 
 
 def missing_weights_message(name: str) -> str:
