@@ -78,7 +78,7 @@ def test_tiled_equals_whole_jsinet_fp32(scale: int) -> None:
     torch.manual_seed(0)
     net = JSInet(scale=scale).eval()
     x = (torch.rand(1, 3, 16, 150) * 0.8 + 0.1)
-    runner = TiledModel(net, tile=50, device="cpu")
+    runner = TiledModel(net, tile=50, device="cpu", precision="fp32")
     assert runner.pad == 48
     with torch.inference_mode():
         whole = net(x)
@@ -86,8 +86,22 @@ def test_tiled_equals_whole_jsinet_fp32(scale: int) -> None:
     assert tiled.shape == whole.shape == (1, 3, 16 * scale, 150 * scale)
     assert (tiled - whole).abs().max() <= 1e-4
     if scale == 2:  # and with too little context the seams show
-        small = TiledModel(net, tile=50, pad=8, device="cpu")(x)
+        small = TiledModel(net, tile=50, pad=8, device="cpu", precision="fp32")(x)
         assert (small - whole).abs().max() > 1e-4
+
+
+def test_tiled_equals_whole_jsinet_bf16() -> None:
+    """bf16 (CPU autocast): tiled output equals the bf16 whole frame to the bf16 accuracy bar (<= 1 code at p99.9)."""
+    from sdr2hdr.precision import Precision
+
+    torch.manual_seed(0)
+    net = JSInet(scale=2).eval()
+    x = (torch.rand(1, 3, 16, 150) * 0.8 + 0.1)
+    bf16 = Precision("bf16", "cpu", "test")
+    whole = TiledModel(net, tile=0, device="cpu", precision=bf16)(x)
+    tiled = TiledModel(net, tile=50, device="cpu", precision=bf16)(x)
+    d = (torch.round(tiled.clamp(0, 1) * 1023) - torch.round(whole.clamp(0, 1) * 1023)).abs()
+    assert torch.quantile(d.flatten(), 0.999) <= 1.0
 
 
 class OOMNet(ConvNet):
@@ -110,7 +124,7 @@ def test_oom_splits_batch_then_shrinks_tile_and_loses_no_frame() -> None:
     x = torch.rand(4, 3, 40, 72)
     with torch.no_grad():
         whole = ConvNet.forward(net, x)
-    runner = TiledModel(net, tile=0, pad=8, device="cpu")
+    runner = TiledModel(net, tile=0, pad=8, device="cpu", precision="fp32")
     out = runner(x)
     assert out.shape == (4, 3, 80, 144)
     torch.testing.assert_close(out, whole, atol=1e-5, rtol=0)

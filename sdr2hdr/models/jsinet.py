@@ -58,8 +58,11 @@ class Fp32Conv2d(nn.Conv2d):
         super().__init__(cin, cout, 3, stride=1, padding=1, bias=True)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Computed in float32 (float64 stays float64); returned in ``x``'s dtype (float32 under autocast)."""
+        dt = torch.float64 if x.dtype == torch.float64 else torch.float32
         with torch.autocast(device_type=x.device.type, enabled=False):
-            return super().forward(x.float() if x.dtype != torch.float64 else x)
+            b = None if self.bias is None else self.bias.to(dt)
+            return self._conv_forward(x.to(dt), self.weight.to(dt), b).to(x.dtype)
 
 
 class ResBlock(nn.Module):
