@@ -52,14 +52,17 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch", type=int, default=0)
     ap.add_argument("--tile", type=int, default=0)
-    ap.add_argument("--fp32", action="store_true")
+    ap.add_argument("--precision", default="auto", help="auto | fp32 | bf16 | fp16 (the convert default: auto)")
     ap.add_argument("--preset", default="medium", help="x265 preset for the convert run (default: the CLI default)")
     ap.add_argument("--repeats", type=int, default=2, help="timed repeats of each measurement (best and median shown)")
     args = ap.parse_args()
 
     w, h = (int(v) for v in args.size.lower().split("x"))
     device = pipeline.resolve_device(args.device)
-    half = device.type == "cuda" and not args.fp32
+    from sdr2hdr.precision import cpu_bf16_capability, resolve_precision
+
+    prec = resolve_precision(args.precision, device)
+    print(f"CPU bf16 capability: {cpu_bf16_capability()}; precision {prec.describe()}")
     if args.model:
         from sdr2hdr.zoo import load_model
 
@@ -77,12 +80,12 @@ def main() -> None:
                    options={"crf": "16", "preset": "fast"}, audio_seconds=args.frames / 24)
         frames = list(FrameReader(probe(clip)))
         n = len(frames)
-        runner = TiledModel(net, scale=args.scale, tile=args.tile, device=device, half=half)
+        runner = TiledModel(net, scale=args.scale, tile=args.tile, device=device, precision=prec)
         inputs = [fr.model_input(frames[i : i + batch], device=device) for i in range(0, n, batch)]
         runner(inputs[0])  # warm-up (and automatic tile choice)
         _sync(device)
 
-        model_times, conv_times, model_cpu, conv_cpu, in_model = [], [], [], [], []
+        model_times, conv_times, model_cpu, conv_cpu, in_model, fp32_times = [], [], [], [], [], []
         for r in range(args.repeats):  # alternate, so a change in machine load hits both alike
             t0, c0 = time.perf_counter(), time.process_time()
             for x in inputs:
@@ -94,21 +97,29 @@ def main() -> None:
             out = Path(tmp) / f"out{r}.mkv"
             t0, c0 = time.perf_counter(), time.process_time()
             s = pipeline.convert(clip, out, model=net, scale=args.scale, tile=args.tile or (runner.tile or 0),
-                                 batch=batch, device=device, half=half, preset=args.preset)
+                                 batch=batch, device=device, precision=prec.name, preset=args.preset)
             conv_times.append(time.perf_counter() - t0)
             conv_cpu.append(time.process_time() - c0)
             in_model.append(s.model_seconds)
             assert s.frames == n
+            if prec.reduced:  # the same convert in IEEE fp32, for the speed-up of the precision switch
+                t0 = time.perf_counter()
+                pipeline.convert(clip, Path(tmp) / f"fp32_{r}.mkv", model=net, scale=args.scale, tile=args.tile or (runner.tile or 0),
+                                 batch=batch, device=device, precision="fp32", preset=args.preset)
+                fp32_times.append(time.perf_counter() - t0)
 
     best_m, best_c = min(model_times), min(conv_times)
     med_m, med_c = statistics.median(model_times), statistics.median(conv_times)
     threads = torch.get_num_threads() if device.type == "cpu" else None
-    print(f"device {device} ({'fp16' if half else 'fp32'}{f', {threads} torch threads' if threads else ''}), "
+    print(f"device {device} ({prec.name}{f', {threads} torch threads' if threads else ''}), "
           f"{w}x{h} -> {w * args.scale}x{h * args.scale}, {n} frames, batch {batch}, tile {runner.tile}, "
           f"x265 preset {args.preset}")
     print(f"model only : {n / best_m:8.2f} fps (best of {args.repeats}), {n / med_m:8.2f} fps median")
     print(f"convert    : {n / best_c:8.2f} fps (best of {args.repeats}), {n / med_c:8.2f} fps median")
     print(f"ratio convert / model-only: {best_m / best_c:.3f} (best), {med_m / med_c:.3f} (median); goal >= 0.9")
+    if fp32_times:
+        print(f"convert fp32: {n / min(fp32_times):8.2f} fps (best of {args.repeats}); {prec.name} / fp32 speed-up: "
+              f"{min(fp32_times) / best_c:.2f}x (best), {statistics.median(fp32_times) / med_c:.2f}x (median)")
     print(f"time in the model during convert: {min(in_model) / n * 1e3:.1f} ms/frame (model-only run: "
           f"{best_m / n * 1e3:.1f} ms/frame); convert wall time not in the model: {(best_c - min(in_model)) / n * 1e3:.1f} ms/frame")
     # CPU seconds of this process (all threads): on a shared, loaded machine wall time is noisy, while the

@@ -1,6 +1,6 @@
 """Benchmark JSInet forward: full network vs the convolution stack alone.
 
-    python benchmarks/bench_model.py                      # CPU, 1x3x128x128 LR, x2 and x4
+    python benchmarks/bench_model.py                      # CPU, 1x3x256x448 LR (a 1080p tile), x2 and x4, fp32 and bf16
     python benchmarks/bench_model.py --device cuda        # CUDA, 1x3x540x960 LR, fp32/fp16/bf16
     python benchmarks/bench_model.py --ops                # also time the dynamic-filter variants
 
@@ -9,7 +9,11 @@ alternating (a) the full JSInet and (b) the same network with
 ``conv_only=True`` (guided filter + every convolution, no softmax / dynamic
 filtering / sigmoid / combination).  Prints the medians, their ratio
 full/conv-only, and the best-of-N times and ratio (robust to a loaded machine).
-On CUDA also under fp16 and bf16 autocast (channels_last with ``--channels-last``).
+On CPU under fp32 and bf16 autocast (JSInet's inference policy: only the LCE subnet
+keeps bf16, see ``INFERENCE_REDUCED_SUBNETS``; ``--bf16-all`` times every subnet in bf16
+too), with the bf16/fp32 speed-up of each scale; on CUDA under fp16 and bf16 autocast
+(channels_last with ``--channels-last``). The first line says what the CPU offers
+(AMX / AVX512-BF16 / none).
 
 ``--ops`` times the dynamic filters alone: the tap loop used by JSInet vs
 im2col (unfold) + einsum, on the filter tensors of the same input size.
@@ -51,9 +55,12 @@ def time_fn(fn, device: torch.device, warmup: int, runs: int) -> float:
     return statistics.median(ts) * 1e3
 
 
-def bench_net(scale: int, args, device: torch.device, dtype_name: str) -> None:
+def bench_net(scale: int, args, device: torch.device, dtype_name: str) -> float:
+    """Time full vs conv-only in ``dtype_name`` (``bf16-all``: every subnet in bf16); return the full median in ms."""
     torch.manual_seed(0)
     net = JSInet(scale).to(device).eval()
+    if dtype_name == "bf16-all":
+        net.reduced_subnets = ("local_contrast_enhancement", "detail_restoration", "image_reconstruction")
     x = torch.rand(1, 3, args.height, args.width, device=device) * 0.8 + 0.06
     if args.channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -61,7 +68,7 @@ def bench_net(scale: int, args, device: torch.device, dtype_name: str) -> None:
     if dtype_name == "fp32":
         ctx = contextlib.nullcontext
     else:
-        dt = {"fp16": torch.float16, "bf16": torch.bfloat16}[dtype_name]
+        dt = {"fp16": torch.float16, "bf16": torch.bfloat16, "bf16-all": torch.bfloat16}[dtype_name]
 
         def ctx():
             return torch.autocast(device_type=device.type, dtype=dt)
@@ -87,11 +94,12 @@ def bench_net(scale: int, args, device: torch.device, dtype_name: str) -> None:
     min_f, min_c = min(t_full), min(t_conv)
     hr = f"{args.height * scale}x{args.width * scale}"
     print(
-        f"x{scale} {dtype_name:4s} LR {args.height}x{args.width} -> HR {hr}: "
+        f"x{scale} {dtype_name:8s} LR {args.height}x{args.width} -> HR {hr}: "
         f"full {med_f:9.2f} ms | conv-only {med_c:9.2f} ms | ratio {med_f / med_c:.3f} (median of {args.runs}); "
         f"best-of: {min_f:.2f} / {min_c:.2f} ms, ratio {min_f / min_c:.3f}",
         flush=True,
     )
+    return med_f
 
 
 def bench_ops(scale: int, args, device: torch.device) -> None:
@@ -133,25 +141,31 @@ def main() -> None:
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--ops", action="store_true", help="also time the dynamic-filter implementations alone")
+    ap.add_argument("--bf16-all", action="store_true", help="CPU: also time every subnet in bf16 (fails the accuracy bar)")
     args = ap.parse_args()
 
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     if args.threads:
         torch.set_num_threads(args.threads)
-    args.height = args.height or (540 if cuda else 128)
-    args.width = args.width or (960 if cuda else 128)
+    args.height = args.height or (540 if cuda else 256)
+    args.width = args.width or (960 if cuda else 448)
     args.runs = args.runs or (20 if cuda else 5)
-    dtypes = args.dtypes or (["fp32", "fp16", "bf16"] if cuda else ["fp32"])
+    dtypes = args.dtypes or (["fp32", "fp16", "bf16"] if cuda else ["fp32", "bf16"] + (["bf16-all"] if args.bf16_all else []))
     if cuda:
         torch.backends.cudnn.benchmark = True
         name = torch.cuda.get_device_name(device)
     else:
         name = f"CPU, {torch.get_num_threads()} threads"
+    from sdr2hdr.precision import cpu_bf16_capability
+
+    print(f"CPU bf16 capability: {cpu_bf16_capability()} (torch CPU capability {torch.backends.cpu.get_cpu_capability()})", flush=True)
     print(f"torch {torch.__version__}, {name}, channels_last={args.channels_last}", flush=True)
     for scale in args.scales:
-        for dt in dtypes:
-            bench_net(scale, args, device, dt)
+        times = {dt: bench_net(scale, args, device, dt) for dt in dtypes}
+        if "fp32" in times:
+            for dt in (d for d in times if d != "fp32"):
+                print(f"x{scale} speed-up {dt} vs fp32: {times['fp32'] / times[dt]:.2f}x", flush=True)
         if args.ops:
             bench_ops(scale, args, device)
 

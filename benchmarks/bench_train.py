@@ -21,7 +21,6 @@ Prints a table and, with ``--json PATH``, writes the numbers.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -71,34 +70,45 @@ def main(argv: list[str] | None = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     workers = a.workers if a.workers is not None else (min(8, max(1, (os.cpu_count() or 2) - 1)) if cuda else 0)
-    amp = cuda and not a.no_amp
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
+    from sdr2hdr.precision import Precision, cpu_bf16_capability, resolve_precision
+
+    prec = resolve_precision("fp32" if a.no_amp else "auto", dev)
+    autocast = prec.autocast
+    amp = prec.reduced
     lr_side = a.hr_patch // a.scale
+    print(f"CPU bf16 capability: {cpu_bf16_capability()}; training precision (auto): {prec.describe()}")
 
     t0 = time.perf_counter()
     spec = collect_sources([a.data], a.scale, hr_patch=a.hr_patch)
     ds = TrainPatches(spec.train, scale=a.scale, seed=0, hr_patch=a.hr_patch)
     setup_s = time.perf_counter() - t0
 
-    # 1. compute-only step rate
-    torch.manual_seed(0)
-    g = JSInet(a.scale).to(dev)
-    if cuda:
-        g = g.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.9, 0.999))
+    # 1. compute-only step rate, fp32 and the reduced precision in the same run (alternating blocks)
     sdr, hdr = next(iter(_loader(ds, 10_000, 1, a.batch, 0, False)))
     x = sdr.to(dev).float() / 255
     y = hdr.to(dev).float() / 1023
     if cuda:
         x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
-    for _ in range(a.warmup):
-        jsinet_step(g, opt, x, y, 1e-4, autocast=autocast)
-    _sync(dev)
-    t = time.perf_counter()
+    precs = [Precision("fp32", dev.type, "compare")] + ([prec] if prec.reduced else [])
+    models = {}
+    for p in precs:
+        torch.manual_seed(0)
+        g = JSInet(a.scale).to(dev)
+        g = g.to(memory_format=torch.channels_last) if cuda else g
+        models[p.name] = (g, torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.9, 0.999)), p.autocast)
+        for _ in range(a.warmup):
+            jsinet_step(g, models[p.name][1], x, y, 1e-4, autocast=p.autocast)
+    spent = {p.name: 0.0 for p in precs}
     for _ in range(a.steps):
-        jsinet_step(g, opt, x, y, 1e-4, autocast=autocast)
-    _sync(dev)
-    step_rate = a.steps / (time.perf_counter() - t)
+        for name, (g, opt, ac) in models.items():
+            _sync(dev)
+            t = time.perf_counter()
+            jsinet_step(g, opt, x, y, 1e-4, autocast=ac)
+            _sync(dev)
+            spent[name] += time.perf_counter() - t
+    rates = {k: a.steps / v for k, v in spent.items()}
+    g, opt, _ = models[prec.name]
+    step_rate = rates[prec.name]
 
     gan_rate = None
     if a.gan:
@@ -147,9 +157,13 @@ def main(argv: list[str] | None = None) -> int:
         "step_per_s": step_rate, "samples_per_s": step_rate * a.batch, "gan_step_per_s": gan_rate,
         "loader_batches_per_s": loader_rate, "loader_patches_per_s": loader_rate * a.batch,
         "loader_over_step": ratio, "fed_step_per_s": fed_rate, "torch": torch.__version__,
+        "precision": prec.name, "step_per_s_by_precision": rates, "cpu_bf16_capability": cpu_bf16_capability(),
     }
     print(f"device            {res['device']}")
-    print(f"JSInet x{a.scale} step    {step_rate:8.3f} steps/s  ({step_rate * a.batch:.1f} patches/s, batch {a.batch} of {lr_side}x{lr_side})")
+    for name, r in rates.items():
+        print(f"JSInet x{a.scale} {name:5s}  {r:8.3f} steps/s  ({r * a.batch:.1f} patches/s, batch {a.batch} of {lr_side}x{lr_side})")
+    if len(rates) > 1:
+        print(f"speed-up {prec.name} vs fp32: {rates[prec.name] / rates['fp32']:.2f}x (same run, alternating steps)")
     if gan_rate is not None:
         print(f"JSI-GAN step      {gan_rate:8.3f} steps/s")
     print(f"data loader       {loader_rate:8.3f} batches/s ({loader_rate * a.batch:.1f} patches/s, {workers} workers)")
