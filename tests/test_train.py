@@ -54,7 +54,7 @@ def _log(out: Path) -> list[dict]:
 
 def _cfg(data: Path, out: Path, **kw: object) -> TrainConfig:
     base = dict(data=[str(data)], out=str(out), batch_size=2, hr_patch=32, val_patches=4, val_interval=1000,
-                ckpt_interval=1000, log_interval=1, progress=False, stage="jsinet")
+                ckpt_interval=1000, log_interval=1, progress=False, stage="jsinet", device="cpu")  # CPU tests stay on CPU on a GPU host
     base.update(kw)
     return TrainConfig(**base)  # type: ignore[arg-type]
 
@@ -310,7 +310,7 @@ def test_cli_trains_and_resumes(data_dir: Path, tmp_path: Path, capsys: pytest.C
     from sdr2hdr.cli import main
 
     out = tmp_path / "run"
-    args = ["train", "--data", str(data_dir), "--out", str(out), "--stage", "jsinet", "--steps", "3",
+    args = ["train", "--data", str(data_dir), "--out", str(out), "--stage", "jsinet", "--steps", "3", "--device", "cpu",
             "--batch-size", "2", "--hr-patch", "32", "--val-patches", "2", "--scale", "2", "--ckpt-interval", "2", "--log-interval", "1"]
     main(args)
     text = capsys.readouterr().out
@@ -332,7 +332,7 @@ def test_ddp_cpu_matches_one_process(data_dir: Path, tmp_path: Path) -> None:
     torchrun = shutil.which("torchrun")
     if torchrun is None:
         pytest.skip("torchrun not on PATH")
-    common = ["train", "--data", str(data_dir), "--stage", "jsinet", "--steps", "3", "--batch-size", "4",
+    common = ["train", "--data", str(data_dir), "--stage", "jsinet", "--steps", "3", "--batch-size", "4", "--device", "cpu",
               "--hr-patch", "32", "--val-patches", "2", "--log-interval", "1", "--precision", "fp32", "-q"]  # IEEE numbers compare
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "sdr2hdr", *common, "--out", str(tmp_path / "ddp")],

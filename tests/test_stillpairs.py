@@ -1,0 +1,131 @@
+"""Real SDR/HDR photo pairs (NAME/sdr.png + NAME/hdr.exr): discovery, split, patches, the real test set,
+and the training options that came with them (--heldout, --init warm restart, --schedule cosine)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import av
+import numpy as np
+import OpenEXR
+import pytest
+import torch
+
+from sdr2hdr import color
+from sdr2hdr.data.datasets import TrainPatches, collect_sources, split_scenes
+from sdr2hdr.data.mat import MatPatches
+from sdr2hdr.data.stillpairs import StillPairSource, read_png_rgb, still_pair_frame
+from sdr2hdr.data.testset import write_testset
+from sdr2hdr.errors import InputError
+from sdr2hdr.train import TrainConfig, stage1_lr, train
+
+NAMES = ["pairA", "pairB", "pairC", "pairD"]
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    with av.open(str(path), "w", format="image2") as out:
+        st = out.add_stream("png")
+        st.width, st.height, st.pix_fmt = rgb.shape[1], rgb.shape[0], "rgb24"
+        for pkt in st.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+            out.mux(pkt)
+        for pkt in st.encode():
+            out.mux(pkt)
+
+
+def _write_pairs(root: Path, h: int = 48, w: int = 64) -> None:
+    """Pixel-aligned pairs: the SDR is a gradient, the HDR its BT.2408 mapping with highlights x4."""
+    g = np.random.default_rng(0)
+    for k, n in enumerate(NAMES):
+        d = root / n
+        d.mkdir(parents=True)
+        sig = np.clip(np.linspace(0.05, 1.0, w)[None, :, None] * (0.6 + 0.4 * g.random((h, 1, 3))), 0, 1)
+        _write_png(d / "sdr.png", np.round(sig * 255).astype(np.uint8))
+        lin = sig**2.4 * 203.0 * np.where(sig > 0.9, 4.0, 1.0)  # cd/m², BT.709 ~ BT.2020 for the test
+        OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
+                     {"RGB": lin.astype(np.float16)}).write(str(d / "hdr.exr"))
+    (root / "LICENSES").mkdir()
+    (root / "LICENSES" / "note.txt").write_text("not data")
+
+
+def test_pairs_are_found_split_and_not_taken_for_stills(tmp_path: Path) -> None:
+    _write_pairs(tmp_path / "pairs")
+    spec = collect_sources([tmp_path / "pairs"], 2, hr_patch=16, heldout=["pairc"])
+    srcs = spec.train + spec.val
+    assert all(isinstance(s, StillPairSource) for s in srcs)  # hdr.exr files are not stills named "hdr"
+    assert "pairC" in spec.heldout and sorted(n for s in srcs for n in s.names) == NAMES
+    assert "real SDR/HDR pairs" in spec.describe()
+    with pytest.raises(InputError, match="--heldout nope: no scene of that name"):
+        collect_sources([tmp_path / "pairs"], 2, hr_patch=16, heldout=["nope"])
+
+
+def test_pair_patch_is_the_real_sdr_signal_and_hdr_truth(tmp_path: Path) -> None:
+    _write_pairs(tmp_path / "pairs")
+    src = StillPairSource([tmp_path / "pairs" / "pairA"])
+    rgb = read_png_rgb(tmp_path / "pairs" / "pairA" / "sdr.png")
+    assert rgb.shape == (48, 64, 3) and rgb.dtype == np.uint8
+    sdr, hdr, p = still_pair_frame(src, 0, 2, (0, 0, 48, 64), seed=3)
+    assert sdr.shape == (3, 24, 32) and hdr.shape == (3, 48, 64)
+    # Truth: PQ BT.2020 limited codes of the HDR light clipped at 1000 cd/m².
+    lin = torch.from_numpy(src.hdr[0].astype(np.float32)).permute(2, 0, 1).clamp(0, 1000)
+    ref = color.quantize(color.linear_to_hdr10(lin, bits=10), 10)
+    assert torch.equal(hdr, ref)
+    # Input: the camera's R'G'B' codes through the BT.709 matrix, down-scaled: its mean luma matches.
+    ycc = color.rgb_to_ycbcr(torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1), "bt709", bits=8)
+    assert abs(float(sdr[0].mean() - ycc[0].mean())) < 2 / 255
+    ds = TrainPatches([src], scale=2, seed=0, hr_patch=16)
+    s, h = ds[0]
+    assert s.shape == (3, 8, 8) and s.dtype == torch.uint8 and h.shape == (3, 16, 16) and h.dtype == torch.int16
+    s2, h2 = ds[0]
+    assert torch.equal(s, s2) and torch.equal(h, h2)
+
+
+def test_misaligned_pair_is_refused(tmp_path: Path) -> None:
+    _write_pairs(tmp_path / "pairs")
+    _write_png(tmp_path / "pairs" / "pairB" / "sdr.png", np.zeros((40, 64, 3), np.uint8))
+    with pytest.raises(InputError, match="pixel-aligned"):
+        collect_sources([tmp_path / "pairs"], 2, hr_patch=16)
+
+
+def test_real_testset(tmp_path: Path) -> None:
+    _write_pairs(tmp_path / "pairs")
+    m = write_testset([tmp_path / "pairs"], tmp_path / "ts", heldout=["pairA", "pairB"], real_height=32, real_width=48)
+    real = m["real"]
+    expected = sorted(split_scenes(NAMES, force=["pairA", "pairB"])[1])  # forced ones + the hash rule's
+    assert isinstance(real, dict) and {"pairA", "pairB"} <= set(expected) and real["scenes"] == expected and "frames" not in m
+    hdr = MatPatches(tmp_path / "ts/testset_real_HDR.mat", "HDR_YUV")
+    x4 = MatPatches(tmp_path / "ts/testset_real_SDR_x4.mat", "SDR_YUV")
+    assert len(hdr) == len(x4) == len(expected) and hdr[0].shape == (3, 32, 48) and x4[0].shape == (3, 8, 12)
+    assert json.loads((tmp_path / "ts/testset.json").read_text())["real"]["size"] == [32, 48]
+
+
+def test_cosine_schedule() -> None:
+    total = 1000
+    assert stage1_lr(0, total, 2e-4, "cosine") == pytest.approx(2e-4 / 20)  # warm-up over 2 % of the steps
+    assert stage1_lr(19, total, 2e-4, "cosine") == pytest.approx(2e-4)
+    mid = 20 + (total - 20) // 2
+    assert stage1_lr(mid, total, 2e-4, "cosine") == pytest.approx(1e-4, rel=1e-3)
+    assert stage1_lr(total, total, 2e-4, "cosine") == pytest.approx(0.0, abs=1e-12)
+    assert all(stage1_lr(k + 1, total, 1.0, "cosine") <= stage1_lr(k, total, 1.0, "cosine") for k in range(20, total))
+    assert stage1_lr(850, total, 1e-4) == pytest.approx(1e-5)  # the paper's steps stay the default
+    assert not math.isnan(stage1_lr(5, 1, 1e-4, "cosine"))
+
+
+def test_init_warm_restart_starts_from_the_weights(tmp_path: Path) -> None:
+    _write_pairs(tmp_path / "pairs")
+    base = dict(data=[str(tmp_path / "pairs")], batch_size=2, hr_patch=16, val_patches=2, log_interval=1, progress=False,
+                stage="jsinet", device="cpu", precision="fp32", heldout=["pairD"])
+    first = train(TrainConfig(out=str(tmp_path / "a"), steps=2, **base))  # type: ignore[arg-type]
+    src = first.files["jsinet-last"]
+    from sdr2hdr.zoo import read_safetensors
+
+    w0, _ = read_safetensors(src)
+    # One more step from the weights at a tiny learning rate: the result stays next to them, unlike a fresh start.
+    second = train(TrainConfig(out=str(tmp_path / "b"), steps=1, init=str(src), lr=1e-9, schedule="cosine", **base))  # type: ignore[arg-type]
+    w1, meta = read_safetensors(second.files["jsinet-last"])
+    assert max(float((w0[k] - w1[k]).abs().max()) for k in w0) < 1e-6
+    recipe = json.loads(meta["recipe"])
+    assert recipe["init"] == str(src) and recipe["schedule"] == "cosine" and recipe["precision"] == "fp32"
+    events = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "init" and e["stage"] == "jsinet" for e in events)
