@@ -24,6 +24,7 @@ the batch is split, then the tile halved, and the same frames run again.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -43,6 +44,13 @@ DEFAULT_RECEPTIVE_FIELD = 34
 CPU_TILE_HR_PIXELS = 1024 * 1024
 
 OutOfMemory: type[BaseException] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+#: Allocation failures that cuDNN / cuBLAS report as a plain RuntimeError.
+_ALLOC_FAILED = ("CUDNN_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_ALLOC_FAILED", "CUDA out of memory", "out of memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """An out-of-memory error of any device library (torch's own, or cuDNN / cuBLAS allocation failures)."""
+    return isinstance(exc, OutOfMemory) or (isinstance(exc, RuntimeError) and any(k in str(exc) for k in _ALLOC_FAILED))
 
 
 def receptive_field(model: nn.Module) -> int:
@@ -93,18 +101,24 @@ def plan_axis(length: int, tile: int, pad: int, blend: int) -> list[Span]:
     return spans
 
 
+@functools.lru_cache(maxsize=256)
 def _ramp(span: Span, scale: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor | None:
+    """The blending weights of one span, built once per tile geometry directly on ``device``.
+
+    Cached: rebuilding them per tile on the host and copying them over would make every tile
+    wait for the device queue to drain (a host sync per tile on CUDA).
+    """
     if not span.ramp_in and not span.ramp_out:
         return None
     n = (span.k1 - span.k0) * scale
-    w = torch.ones(n, dtype=torch.float64)
+    w = torch.ones(n, dtype=dtype, device=device)
     if span.ramp_in:
         m = span.ramp_in * scale
-        w[:m] = (torch.arange(m, dtype=torch.float64) + 0.5) / m
+        w[:m] = (torch.arange(m, dtype=torch.float64, device=device) + 0.5).div_(m).to(dtype)
     if span.ramp_out:
         m = span.ramp_out * scale
-        w[n - m :] = 1.0 - (torch.arange(m, dtype=torch.float64) + 0.5) / m
-    return w.to(device=device, dtype=dtype)
+        w[n - m :] = (1.0 - (torch.arange(m, dtype=torch.float64, device=device) + 0.5) / m).to(dtype)
+    return w
 
 
 def tiled_forward(
@@ -176,6 +190,8 @@ class TiledModel:
         self.pad = default_tile_pad(self.receptive_field) if pad is None else int(pad)
         if self.pad < 0:
             raise ValueError("tile pad must be >= 0")
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed tile shapes repeat every frame: let cuDNN pick its fastest kernels
         self.requested_tile = int(tile)
         self.tile: int | None = int(tile) if tile > 0 else None  # None: decided on the first frame
         self.max_batch: int | None = None
@@ -238,26 +254,37 @@ class TiledModel:
         self.seconds += time.perf_counter() - t0
         return out
 
+    def _attempt(self, x: torch.Tensor) -> torch.Tensor | None:
+        """One tiled attempt; None on out-of-memory (the exception and its traceback end here)."""
+        try:
+            return tiled_forward(self._run, x, scale=self.scale, tile=self.tile or 0, pad=self.pad)
+        except (OutOfMemory, RuntimeError) as exc:
+            if not is_out_of_memory(exc):
+                raise
+            return None
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         if self.max_batch is not None and b > self.max_batch:
             step = self.max_batch  # may shrink further inside; each chunk then splits itself
             return torch.cat([self._forward(x[i : i + step]) for i in range(0, b, step)])
         while True:
-            try:
-                assert self.tile is not None
-                return tiled_forward(self._run, x, scale=self.scale, tile=self.tile, pad=self.pad)
-            except OutOfMemory:
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                self.oom_retries += 1
-                if b > 1:
-                    self.max_batch = max(1, b // 2)
-                    return self._forward(x)
-                current = min(self.tile or max(h, w), max(h, w))
-                if current <= MIN_TILE:
-                    raise Sdr2HdrError(
-                        f"out of {self.device.type.upper()} memory even with {MIN_TILE}-pixel tiles; "
-                        "free memory on the device or use --device cpu"
-                    ) from None
-                self.tile = max(MIN_TILE, current // 2)
+            assert self.tile is not None
+            out = self._attempt(x)
+            if out is not None:
+                return out
+            # The retry runs outside the handler: the failed attempt's traceback and tensors are
+            # gone, so empty_cache() really frees their memory before the smaller attempt.
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            self.oom_retries += 1
+            if b > 1:
+                self.max_batch = max(1, b // 2)
+                return self._forward(x)
+            current = min(self.tile or max(h, w), max(h, w))
+            if current <= MIN_TILE:
+                raise Sdr2HdrError(
+                    f"out of {self.device.type.upper()} memory even with {MIN_TILE}-pixel tiles; "
+                    "free memory on the device or use --device cpu"
+                )
+            self.tile = max(MIN_TILE, current // 2)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -133,6 +136,56 @@ def test_oom_splits_batch_then_shrinks_tile_and_loses_no_frame() -> None:
     runner2 = TiledModel(net, tile=MIN_TILE, pad=8, device="cpu")
     with pytest.raises(Exception, match="out of CPU memory even with"):
         runner2(torch.rand(1, 3, 40, 72))
+
+
+class LeakCheckNet(ConvNet):
+    """Allocates a large buffer, then fails like cuDNN does when the batch is above ``limit``; records on
+    every later call whether the buffers of the failed attempts are still alive (weakrefs)."""
+
+    def __init__(self, limit: int, error: BaseException) -> None:
+        super().__init__(depth=1)
+        self.limit, self.error = limit, error
+        self.refs: list[weakref.ref] = []
+        self.alive_at_retry: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gc.collect()
+        self.alive_at_retry.append(sum(r() is not None for r in self.refs))
+        if x.shape[0] > self.limit:
+            scratch = torch.empty(x.shape[0], 1 << 16)  # the failed forward's activations
+            self.refs.append(weakref.ref(scratch))
+            raise type(self.error)(*self.error.args)  # a fresh exception: a stored one would keep its traceback
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("error", [OutOfMemory("CUDA out of memory (simulated)"),
+                                   RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED")])
+def test_oom_retry_frees_the_failed_attempt(error: BaseException) -> None:
+    """The retry runs outside the except block: no traceback keeps the failed batch's tensors alive,
+    and cuDNN / cuBLAS allocation failures count as out-of-memory."""
+    net = LeakCheckNet(limit=1, error=error).eval()
+    runner = TiledModel(net, tile=0, pad=8, device="cpu", precision="fp32")
+    out = runner(torch.rand(4, 3, 12, 12))
+    assert out.shape == (4, 3, 24, 24) and runner.oom_retries == 2 and runner.max_batch == 1
+    assert len(net.refs) == 2 and net.alive_at_retry[1:] == [0] * (len(net.alive_at_retry) - 1)
+
+
+def test_other_runtime_errors_are_not_retried() -> None:
+    net = LeakCheckNet(limit=0, error=RuntimeError("shape mismatch")).eval()
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        TiledModel(net, tile=0, pad=8, device="cpu", precision="fp32")(torch.rand(1, 3, 8, 8))
+
+
+def test_blend_ramps_are_built_once_per_geometry() -> None:
+    from sdr2hdr import tiling
+
+    tiling._ramp.cache_clear()
+    net = ConvNet(depth=2).eval()
+    x = torch.rand(1, 3, 40, 72)
+    for _ in range(3):
+        tiled_forward(net, x, scale=2, tile=16, pad=8)
+    info = tiling._ramp.cache_info()
+    assert info.misses <= 8 and info.hits >= 2 * info.misses  # frames 2 and 3 reuse every ramp
 
 
 def test_auto_tile_cpu_rule() -> None:
