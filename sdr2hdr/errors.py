@@ -21,5 +21,9 @@ class OutputError(Sdr2HdrError):
     """The output cannot be written (exists, unwritable, same as the input)."""
 
 
+class DiskFullError(OutputError):
+    """The output's file system ran out of space (or quota) while writing."""
+
+
 class WeightsError(Sdr2HdrError):
     """Model weights are missing, truncated, tampered with, or incompatible."""

@@ -5,8 +5,8 @@ optional ``progress`` callback and returns a :class:`ConvertSummary`. Every
 user-facing failure is a one-line :class:`~sdr2hdr.errors.Sdr2HdrError`.
 
 Flow: probe the input (refusing HDR and unreadable files), check the output
-path, load the model, then run three stages concurrently so the model is
-never waiting on I/O:
+path, load the model, let x265 check the encoder settings, then run three
+stages concurrently (:mod:`sdr2hdr.passes`) so the model is never waiting on I/O:
 
 1. a decode thread: demux + decode + copy planes (:class:`~sdr2hdr.video.reader.FrameReader`),
    into a bounded queue;
@@ -29,17 +29,16 @@ model runs twice, so it takes about twice as long. Either way the summary
 reports the MaxCLL / MaxFALL measured on the frames actually written.
 
 The output is written to a temporary file beside the target
-(``.NAME.partial-XXXX.EXT``) and renamed over it only on success; any error
-or Ctrl-C deletes it.
+(``.NAME.partial-XXXX.EXT``, :mod:`sdr2hdr.outfile`) and renamed over it
+only on success, with the replaced file's mode (else ``0o666 & ~umask``);
+any error, Ctrl-C, SIGTERM or SIGHUP deletes it, and a full disk is one
+:class:`~sdr2hdr.errors.DiskFullError` line.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import queue
-import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,66 +47,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from sdr2hdr import outfile
 from sdr2hdr.errors import InputError, OutputError, Sdr2HdrError
-from sdr2hdr.tiling import TiledModel
-from sdr2hdr.video import frames as fr
+from sdr2hdr.passes import PassResult, run_pass
+from sdr2hdr.summary import ConvertSummary, Progress
+from sdr2hdr.tiling import TiledModel, receptive_field
 from sdr2hdr.video.probe import VideoInfo, probe
-from sdr2hdr.video.reader import FrameReader
 from sdr2hdr.video.writer import DEFAULT_CRF, DEFAULT_PRESET, HDR10Writer, output_format, x265_params
+from sdr2hdr.video.x265 import check_encoder
+
+__all__ = ["CLL_MODES", "ConvertSummary", "Progress", "check_output", "convert", "resolve_device"]
 
 CLL_MODES = ("unknown", "measure")
-
-
-@dataclass
-class Progress:
-    """Passed to the ``progress`` callback after every batch (and while the encoder drains)."""
-
-    phase: str  # "measure" (first pass of cll="measure") or "convert"
-    done: int  # frames through the model in this phase
-    encoded: int  # frames handed to the encoder in this phase
-    total: int | None  # expected frames (from the container), None if unknown
-    elapsed: float  # seconds since this phase started
-
-    @property
-    def fps(self) -> float:
-        return self.done / self.elapsed if self.elapsed > 0 else 0.0
-
-
-@dataclass
-class ConvertSummary:
-    """What :func:`convert` did."""
-
-    input: Path
-    output: Path
-    frames: int
-    seconds: float
-    size_bytes: int
-    input_size: tuple[int, int]
-    output_size: tuple[int, int]
-    scale: int
-    model: str
-    device: str
-    precision: str  # fp32 | bf16 | fp16: what ran
-    tile: int  # final tile side in LR pixels (0: whole frame)
-    tile_pad: int
-    batch: int
-    cll_mode: str
-    signalled_cll: tuple[int, int]  # (MaxCLL, MaxFALL) written in the SEI; (0, 0) = unknown
-    max_cll: float  # measured on the frames written, cd/m²
-    max_fall: float
-    input_description: str = ""
-    precision_reason: str = ""  # why that precision (auto choice, asked for, fallback)
-    passes: int = 1
-    model_seconds: float = 0.0
-    oom_retries: int = 0
-    copied_streams: list[str] = field(default_factory=list)
-    dropped_streams: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def fps(self) -> float:
-        """Output frames per second of wall time (all passes included)."""
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
 def resolve_device(spec: str | torch.device | None) -> torch.device:
@@ -155,169 +106,113 @@ def check_output(input_path: Path, output_path: Path, *, overwrite: bool) -> str
     return fmt
 
 
-def _temp_output(output_path: Path) -> Path:
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{output_path.name}.partial-", suffix=output_path.suffix, dir=output_path.parent)
-    except OSError as exc:
-        raise OutputError(f"cannot write in {output_path.parent}: {exc.strerror or exc}") from None
-    os.close(fd)
-    return Path(name)
+def _load(
+    model: str | nn.Module | None, scale: int | None, gan: bool, device: torch.device
+) -> tuple[nn.Module, str, str | None, float]:
+    """(model on ``device``, its name, its weights' sha256 or None, the mastering peak it was trained for);
+    ``scale`` None: the model's own."""
+    from sdr2hdr.zoo import DEFAULT_PEAK_NITS, default_model_name, load
 
-
-def _load(model: str | nn.Module | None, scale: int, gan: bool, device: torch.device) -> tuple[nn.Module, str]:
     if isinstance(model, nn.Module):
         m = model.to(device).eval()
-        if int(getattr(m, "scale", scale)) != scale:
-            raise Sdr2HdrError(f"the model is x{getattr(m, 'scale')}, but scale {scale} was asked for")
-        return m, type(model).__name__
-    from sdr2hdr.zoo import default_model_name, load_model
-
-    name = model or default_model_name(scale, gan)
-    return load_model(name, device=device, scale=scale), str(name)
-
-
-# ----------------------------------------------------------------- the passes
-
-_END = object()
+        own = getattr(m, "scale", None)
+        if scale is not None and own is not None and int(own) != scale:
+            raise Sdr2HdrError(f"the model is x{own}, but scale {scale} was asked for")
+        return m, type(model).__name__, None, DEFAULT_PEAK_NITS
+    name = str(model or default_model_name(scale or 2, gan))
+    loaded = load(name, device=device, scale=scale)  # sha256: registry entry's (verified) or the file's
+    return loaded.module, name, loaded.sha256, loaded.peak_nits
 
 
-class _Failure:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
-def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-@dataclass
-class _PassResult:
-    frames: int = 0
-    max_cll: float = 0.0
-    max_fall: float = 0.0
-    warnings: list[str] = field(default_factory=list)
-
-
-def _run_pass(
-    info: VideoInfo,
-    runner: TiledModel,
-    *,
-    batch: int,
-    writer: HDR10Writer | None,
-    phase: str,
-    progress: Callable[[Progress], None] | None,
-    allow_truncated: bool,
-) -> _PassResult:
-    result = _PassResult()
-    reader = FrameReader(info, allow_truncated=allow_truncated)
-    stop = threading.Event()
-    q_in: queue.Queue = queue.Queue(maxsize=2 * batch + 2)
-    q_out: queue.Queue = queue.Queue(maxsize=3)
-    enc_error: list[BaseException] = []
-    encoded = [0]
-    t0 = time.perf_counter()
-
-    def report() -> None:
-        if progress is not None:
-            progress(Progress(phase, result.frames, encoded[0] if writer else result.frames, info.frames_estimate,
-                              time.perf_counter() - t0))
-
-    def decode() -> None:
-        try:
-            for pf in reader:
-                if not _put(q_in, pf, stop):
-                    return
-            _put(q_in, _END, stop)
-        except BaseException as exc:  # noqa: BLE001 - forwarded to the main thread
-            _put(q_in, _Failure(exc), stop)
-
-    def encode() -> None:
-        assert writer is not None
-        try:
-            while not stop.is_set():
-                try:
-                    item = q_out.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                if item is _END:
-                    writer.close()
-                    return
-                for y, cb, cr, pts, dur in item:
-                    writer.write(y, cb, cr, pts=pts, duration=dur)
-                    encoded[0] += 1
-        except BaseException as exc:  # noqa: BLE001 - forwarded to the main thread
-            enc_error.append(exc)
-            stop.set()
-
-    def check_encoder() -> None:
-        if enc_error:
-            raise enc_error[0]
-
-    dec_thread = threading.Thread(target=decode, name="sdr2hdr-decode", daemon=True)
-    enc_thread = threading.Thread(target=encode, name="sdr2hdr-encode", daemon=True) if writer else None
-    dec_thread.start()
-    if enc_thread:
-        enc_thread.start()
-    try:
-        carry: fr.PlanarFrame | None = None
-        ended = False
-        while not ended or carry is not None:
-            group: list[fr.PlanarFrame] = [carry] if carry is not None else []
-            carry = None
-            while not ended and len(group) < batch:
-                try:
-                    item = q_in.get(timeout=0.1)
-                except queue.Empty:
-                    check_encoder()
-                    continue
-                if item is _END:
-                    ended = True
-                elif isinstance(item, _Failure):
-                    raise item.exc
-                elif group and item.fmt != group[0].fmt:
-                    carry = item
-                    break
-                else:
-                    group.append(item)
-            if not group:
-                break
-            x = fr.model_input(group, device=runner.device)
-            hb = fr.hdr10_420(runner(x))
-            result.max_cll = max([result.max_cll, *hb.max_cll])
-            result.max_fall = max([result.max_fall, *hb.fall])
-            if writer is not None:
-                planes = hb.numpy()
-                items = [(*p, f.pts, f.duration) for p, f in zip(planes, group)]
-                check_encoder()
-                if not _put(q_out, items, stop):
-                    check_encoder()
-                    raise Sdr2HdrError("the encoder stopped unexpectedly")
-            result.frames += len(group)
-            report()
-        if writer is not None and enc_thread is not None:
-            if not _put(q_out, _END, stop):
-                check_encoder()
-            while enc_thread.is_alive():
-                enc_thread.join(timeout=0.25)
-                report()
-            check_encoder()
-        result.warnings = list(reader.warnings)
-        report()
-        return result
-    finally:
-        stop.set()
-        dec_thread.join(timeout=10)
-        if enc_thread is not None:
-            enc_thread.join(timeout=60)
+def _runner(net: nn.Module, scale: int, tile: int, tile_pad: int | None, device: torch.device,
+            precision: str) -> tuple[TiledModel, list[str]]:
+    """The tiled runner, with ``tile`` raised to the model's receptive field (and a warning saying so)."""
+    warnings: list[str] = []
+    rf = receptive_field(net)
+    if 0 < tile < rf:
+        warnings.append(f"--tile {tile} is smaller than the model's receptive field ({rf} LR pixels); using {rf}")
+        tile = rf
+    return TiledModel(net, scale=scale, tile=tile, pad=tile_pad, device=device, precision=precision), warnings
 
 
 # -------------------------------------------------------------------- convert
+
+
+@dataclass
+class _Encoding:
+    """How the HDR10 file is encoded and what it carries besides the video."""
+
+    fmt: str
+    crf: float
+    preset: str
+    mastering: str
+    peak_nits: float
+    min_nits: float
+    x265_extra: str
+    copy_audio: bool
+    copy_subtitles: bool
+
+    def params(self, max_cll: tuple[int, int] = (0, 0)) -> str:
+        """The full ``x265-params``; a reserved, dedicated or malformed extra key is a one-line error."""
+        try:
+            return x265_params(mastering=self.mastering, peak_nits=self.peak_nits, min_nits=self.min_nits,
+                               max_cll=max_cll, extra=self.x265_extra)
+        except ValueError as exc:
+            raise Sdr2HdrError(str(exc)) from None
+
+    def check(self, width: int, height: int) -> None:
+        """Let x265 itself refuse unknown keys, bad values or impossible settings (before any file exists)."""
+        try:
+            check_encoder(self.params(), width=width, height=height, crf=self.crf, preset=self.preset)
+        except ValueError as exc:
+            raise Sdr2HdrError(str(exc)) from None
+
+
+@dataclass
+class _Written:
+    result: PassResult
+    signalled: tuple[int, int]
+    passes: int
+    writer: HDR10Writer
+    warnings: list[str] = field(default_factory=list)
+
+
+def _encode_file(info: VideoInfo, runner: TiledModel, out_path: Path, enc: _Encoding, *, batch: int, cll: str,
+                 progress: Callable[[Progress], None] | None, allow_truncated: bool) -> _Written:
+    """Run the pass(es) into a partial file beside ``out_path`` and rename it over ``out_path`` on success."""
+    tmp: Path | None = None
+    writer: HDR10Writer | None = None
+    ok = False
+    try:
+        tmp = outfile.partial_path(out_path)
+        signalled, passes = (0, 0), 1
+        if cll == "measure":
+            first = run_pass(info, runner, batch=batch, writer=None, phase="measure", progress=progress,
+                              allow_truncated=allow_truncated)
+            signalled = (int(math.ceil(first.max_cll)), int(math.ceil(first.max_fall)))
+            passes = 2
+        writer = HDR10Writer(tmp, fmt=enc.fmt, info=info, width=info.width * runner.scale,
+                             height=info.height * runner.scale, crf=enc.crf, preset=enc.preset,
+                             params=enc.params(signalled), copy_audio=enc.copy_audio,
+                             copy_subtitles=enc.copy_subtitles)
+        res = run_pass(info, runner, batch=batch, writer=writer, phase="convert", progress=progress,
+                        allow_truncated=allow_truncated)
+        writer.close()
+        done = _Written(res, signalled, passes, writer, list(res.warnings))
+        if cll == "measure" and (math.ceil(res.max_cll), math.ceil(res.max_fall)) != signalled:
+            done.warnings.append(
+                f"light levels of the encoding pass ({res.max_cll:.0f}/{res.max_fall:.0f}) differ from the measuring "
+                f"pass ({signalled[0]}/{signalled[1]}) that was signalled"
+            )
+        done.warnings.extend(f"stream not copied: {d}" for d in writer.report.dropped)
+        outfile.commit(tmp, out_path)
+        ok = True
+        return done
+    finally:
+        if not ok:
+            if writer is not None:
+                writer.abort()
+            outfile.discard(tmp)
 
 
 def convert(
@@ -325,7 +220,7 @@ def convert(
     output: str | os.PathLike[str],
     *,
     model: str | nn.Module | None = None,
-    scale: int = 2,
+    scale: int | None = None,
     gan: bool = False,
     tile: int = 0,
     tile_pad: int | None = None,
@@ -336,7 +231,7 @@ def convert(
     preset: str = DEFAULT_PRESET,
     x265_extra: str = "",
     mastering: str = "p3",
-    peak_nits: float = 1000.0,
+    peak_nits: float | None = None,
     min_nits: float = 0.0001,
     cll: str = "unknown",
     copy_audio: bool = True,
@@ -348,16 +243,22 @@ def convert(
     """Convert an SDR video file to an HDR10 (HEVC Main 10) file ``scale`` times larger.
 
     ``model``: registry name, ``.safetensors`` path, an ``nn.Module`` (tests,
-    benchmarks) or None for the default of ``scale`` / ``gan``. ``tile=0``:
-    automatic; ``tile_pad=None``: from the model's receptive field;
-    ``batch=0``: 4 on CUDA, 1 on CPU; ``precision``: auto | fp32 | bf16 | fp16
+    benchmarks) or None for the default of ``scale`` / ``gan``. ``scale``: 2 or
+    4; None takes the model's own (2 for the default model); one that
+    contradicts the model is an error. ``tile=0``: automatic (a tile below the
+    model's receptive field is raised to it, with a warning);
+    ``tile_pad=None``: from the model's receptive field; ``batch=0``: 4 on
+    CUDA, 1 on CPU; ``precision``: auto | fp32 | bf16 | fp16
     (:func:`sdr2hdr.precision.resolve_precision`: auto is fp16 on CUDA, bf16 on
-    a CPU with AMX / AVX512-BF16, else fp32).
-    ``cll``: "unknown" (signal 0,0) or "measure" (two passes). See the module doc.
+    a CPU with AMX / AVX512-BF16, else fp32). ``x265_extra`` is checked by
+    x265 itself before anything is written. ``cll``: "unknown" (signal 0,0)
+    or "measure" (two passes). ``peak_nits`` None: the mastering peak the model
+    was trained for (its registry entry or weights metadata; 1000 cd/m²
+    otherwise). See the module doc.
     """
     t_start = time.perf_counter()
     in_path, out_path = Path(input), Path(output)
-    if scale not in (2, 4):
+    if scale is not None and scale not in (2, 4):
         raise Sdr2HdrError(f"scale must be 2 or 4, got {scale}")
     if cll not in CLL_MODES:
         raise Sdr2HdrError(f"cll must be one of {', '.join(CLL_MODES)}, got {cll!r}")
@@ -365,62 +266,36 @@ def convert(
         raise Sdr2HdrError("tile and tile pad must be >= 0")
     if not in_path.exists():
         raise InputError(f"input file not found: {in_path}")
-    fmt = check_output(in_path, out_path, overwrite=overwrite)
-    try:
-        x265_params(mastering=mastering, peak_nits=peak_nits, min_nits=min_nits, extra=x265_extra)
-    except ValueError as exc:
-        raise Sdr2HdrError(str(exc)) from None
+    enc = _Encoding(check_output(in_path, out_path, overwrite=overwrite), crf, preset, mastering,
+                    1000.0 if peak_nits is None else peak_nits, min_nits, x265_extra, copy_audio, copy_subtitles)
+    enc.params()  # reserved / dedicated / malformed keys: refused before anything is read
     info = probe(in_path)
     dev = resolve_device(device)
-    net, model_name = _load(model, scale, gan, dev)
-    runner = TiledModel(net, scale=scale, tile=tile, pad=tile_pad, device=dev, precision=precision)
-    nbatch = batch if batch > 0 else (4 if dev.type == "cuda" else 1)
+    net, model_name, sha, model_peak = _load(model, scale, gan, dev)
+    if peak_nits is None:
+        enc.peak_nits = model_peak
+    scale = int(getattr(net, "scale", None) or scale or 2)
     out_w, out_h = info.width * scale, info.height * scale
-
-    tmp = _temp_output(out_path)
-    ok = False
-    writer: HDR10Writer | None = None
+    enc.check(out_w, out_h)
+    runner, warnings = _runner(net, scale, tile, tile_pad, dev, precision)
+    nbatch = batch if batch > 0 else (4 if dev.type == "cuda" else 1)
     try:
-        passes = 1
-        signalled = (0, 0)
-        warnings: list[str] = []
-        if cll == "measure":
-            first = _run_pass(info, runner, batch=nbatch, writer=None, phase="measure", progress=progress,
-                              allow_truncated=allow_truncated)
-            signalled = (int(math.ceil(first.max_cll)), int(math.ceil(first.max_fall)))
-            passes = 2
-        params = x265_params(mastering=mastering, peak_nits=peak_nits, min_nits=min_nits, max_cll=signalled,
-                             extra=x265_extra)
-        writer = HDR10Writer(tmp, fmt=fmt, info=info, width=out_w, height=out_h, crf=crf, preset=preset,
-                             params=params, copy_audio=copy_audio, copy_subtitles=copy_subtitles)
-        res = _run_pass(info, runner, batch=nbatch, writer=writer, phase="convert", progress=progress,
-                        allow_truncated=allow_truncated)
-        writer.close()
-        warnings.extend(res.warnings)
-        if cll == "measure" and (math.ceil(res.max_cll), math.ceil(res.max_fall)) != signalled:
-            warnings.append(
-                f"light levels of the encoding pass ({res.max_cll:.0f}/{res.max_fall:.0f}) differ from the measuring "
-                f"pass ({signalled[0]}/{signalled[1]}) that was signalled"
-            )
-        if writer.report.dropped:
-            warnings.extend(f"stream not copied: {d}" for d in writer.report.dropped)
-        os.replace(tmp, out_path)
-        ok = True
-        seconds = time.perf_counter() - t_start
-        return ConvertSummary(
-            input=in_path, output=out_path, frames=res.frames, seconds=seconds, size_bytes=out_path.stat().st_size,
-            input_size=(info.width, info.height), output_size=(out_w, out_h), scale=scale, model=model_name,
-            device=str(dev), precision=runner.precision, precision_reason=runner.precision_reason, tile=0 if (runner.tile or 0) >= max(info.width, info.height) else int(runner.tile or 0),
-            tile_pad=runner.pad, batch=nbatch, cll_mode=cll, signalled_cll=signalled, max_cll=res.max_cll,
-            max_fall=res.max_fall, input_description=info.describe(), passes=passes, model_seconds=runner.seconds,
-            oom_retries=runner.oom_retries, copied_streams=list(writer.report.copied),
-            dropped_streams=list(writer.report.dropped), warnings=warnings,
-        )
-    finally:
-        if not ok:
-            if writer is not None:
-                writer.abort()
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
+        w = _encode_file(info, runner, out_path, enc, batch=nbatch, cll=cll, progress=progress,
+                         allow_truncated=allow_truncated)
+    except OSError as exc:  # PyAV's av.error.OSError too; reported after the partial file is gone
+        if outfile.is_disk_full(exc):
+            raise outfile.disk_full_error(out_path) from None
+        raise
+    res, writer = w.result, w.writer
+    return ConvertSummary(
+        input=in_path, output=out_path, frames=res.frames, seconds=time.perf_counter() - t_start,
+        size_bytes=out_path.stat().st_size, input_size=(info.width, info.height), output_size=(out_w, out_h),
+        scale=scale, model=model_name, model_sha256=sha, device=str(dev), precision=runner.precision,
+        precision_reason=runner.precision_reason,
+        tile=0 if (runner.tile or 0) >= max(info.width, info.height) else int(runner.tile or 0),
+        tile_pad=runner.pad, batch=nbatch, cll_mode=cll, signalled_cll=w.signalled, max_cll=res.max_cll,
+        max_fall=res.max_fall, input_description=info.describe(), passes=w.passes, model_seconds=runner.seconds,
+        oom_retries=runner.oom_retries, copied_streams=list(writer.report.copied),
+        dropped_streams=list(writer.report.dropped), warnings=warnings + w.warnings,
+        video_seconds=writer.duration_seconds, peak_nits=enc.peak_nits,
+    )

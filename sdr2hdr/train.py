@@ -365,7 +365,7 @@ def _ignore_signals_in_worker(_: int) -> None:
 
 
 class _StopFlag:
-    """Ctrl-C / SIGTERM set the flag; the loop checkpoints after the current step. A second Ctrl-C aborts."""
+    """Ctrl-C / SIGTERM / SIGHUP set the flag; the loop checkpoints after the current step. A second Ctrl-C aborts."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -380,7 +380,7 @@ class _StopFlag:
         import threading
 
         if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 self._old[s] = signal.signal(s, self._handler)
         return self
 

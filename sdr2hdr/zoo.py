@@ -228,13 +228,21 @@ class LoadedModel:
     variant: str
 
 
-def _peak_from_meta(meta: dict[str, str], path: Path) -> float:
+def _recipe_peak(recipe: str) -> float:
+    """The training peak inside a JSON recipe (``degradation.peak``); the default for free-text recipes."""
     try:
-        if "peak_nits" in meta:
-            peak = float(meta["peak_nits"])
-        else:
-            peak = float(json.loads(meta.get("recipe") or "{}").get("degradation", {}).get("peak", DEFAULT_PEAK_NITS))
-    except (ValueError, TypeError, AttributeError):
+        rec = json.loads(recipe)
+    except ValueError:
+        return DEFAULT_PEAK_NITS
+    deg = rec.get("degradation") if isinstance(rec, dict) else None
+    return float(deg.get("peak", DEFAULT_PEAK_NITS)) if isinstance(deg, dict) else DEFAULT_PEAK_NITS
+
+
+def _peak_from_meta(meta: dict[str, str], path: Path) -> float:
+    """The mastering peak the weights were trained for: ``peak_nits``, else the recipe's, else 1000."""
+    try:
+        peak = float(meta["peak_nits"]) if "peak_nits" in meta else _recipe_peak(meta.get("recipe") or "{}")
+    except (ValueError, TypeError):
         raise WeightsError(f"{path}: bad mastering peak in metadata") from None
     if not 100.0 <= peak <= 10000.0:
         raise WeightsError(f"{path}: mastering peak {peak:g} cd/m² in metadata is outside 100..10000")

@@ -111,6 +111,24 @@ def side(frame: dict, kind: str) -> dict:
 # ------------------------------------------------------------------ happy paths
 
 
+def test_model_peak_is_the_default_mastering_peak(work: Path, clip_audio: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Weights trained for a 4000 cd/m² peak signal 4000 in the HDR10 metadata unless --peak-nits says otherwise."""
+    torch.manual_seed(0)
+    path = work / "peak4000-x2.safetensors"
+    save_weights(JSInet(scale=2), path, architecture="jsinet", scale=2, variant="jsinet", recipe="random (tests only)",
+                 peak_nits="4000")
+    out = work / "peak4000.mkv"
+    code, stdout, err = run_cli(["convert", clip_audio, out, "--model", path, "--preset", "ultrafast", "--no-audio"], capsys)
+    assert code == 0, err
+    assert "peak 4000 cd/m²" in stdout
+    assert side(video_frames(out)[0], "Mastering display metadata")["max_luminance"] == "40000000/10000"
+    out2 = work / "peak600.mkv"
+    code, _, err = run_cli(["convert", clip_audio, out2, "--model", path, "--preset", "ultrafast", "--no-audio",
+                            "--peak-nits", "600", "-q"], capsys)
+    assert code == 0, err
+    assert side(video_frames(out2)[0], "Mastering display metadata")["max_luminance"] == "6000000/10000"
+
+
 def test_cli_mkv_with_audio_random_jsinet(work: Path, clip_audio: Path, weights_x2: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = work / "out_audio.mkv"
     code, stdout, err = run_cli(["convert", clip_audio, out, "--model", weights_x2, "--preset", "ultrafast"], capsys)

@@ -1,8 +1,11 @@
 """Command-line interface: parses and reports; the library does the work.
 
 Each subcommand lives in its own module and is registered on :data:`cli`.
-:func:`main` turns every :class:`~sdr2hdr.errors.Sdr2HdrError` (and Ctrl-C)
-into a one-line message and a non-zero exit, never a traceback.
+:func:`main` turns every :class:`~sdr2hdr.errors.Sdr2HdrError` into a
+one-line message and a non-zero exit, never a traceback. It runs the command
+inside :func:`sdr2hdr.signals.signals_as_exceptions`, so Ctrl-C, SIGTERM and
+SIGHUP unwind the same way (temporary files deleted) and end with one line
+and exit status 130, 143 or 129.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import click
 
 from sdr2hdr import __version__
 from sdr2hdr.errors import Sdr2HdrError
+from sdr2hdr.signals import Interrupted, signals_as_exceptions
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,9 +41,13 @@ _register()
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: ``sdr2hdr``."""
     try:
-        rv = cli.main(args=argv, prog_name="sdr2hdr", standalone_mode=False)
+        with signals_as_exceptions():
+            rv = cli.main(args=argv, prog_name="sdr2hdr", standalone_mode=False)
         if isinstance(rv, int) and rv:
             sys.exit(rv)
+    except Interrupted as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("error: interrupted", err=True)
         sys.exit(130)

@@ -6,6 +6,8 @@ and :func:`sdr2hdr.video.sample.write_sample` do the work.
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import click
@@ -13,19 +15,11 @@ import click
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 
 
-def _human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"  # pragma: no cover
-
-
 @click.command("convert")
 @click.argument("input", type=click.Path(path_type=Path, dir_okay=True))
 @click.argument("output", type=click.Path(path_type=Path, dir_okay=True))
-@click.option("--scale", type=click.Choice(["2", "4"]), default="2", show_default=True, help="Up-scaling factor.")
+@click.option("--scale", type=click.Choice(["2", "4"]), default=None,
+              help="Up-scaling factor [default: the model's own; 2 for the default model].")
 @click.option("--gan", is_flag=True, help="Use the JSI-GAN weights (adversarially fine-tuned, sharper) instead of JSInet.")
 @click.option("--model", "model", metavar="NAME|PATH", default=None,
               help="Registry name or .safetensors file; overrides --gan. See 'sdr2hdr models'.")
@@ -44,11 +38,12 @@ def _human_size(n: int) -> str:
               help="x265 constant rate factor (16: near-transparent for 4K HDR10).")
 @click.option("--preset", type=click.Choice(PRESETS), default="medium", show_default=True, help="x265 preset.")
 @click.option("--x265-params", "x265_extra", default="", metavar="K=V:K=V",
-              help="Extra x265 parameters (HDR10 signalling ones are reserved).")
+              help="Extra x265 parameters, checked by x265 before anything is written (HDR10 signalling "
+                   "keys are reserved; use --crf / --preset for crf and preset).")
 @click.option("--mastering", type=click.Choice(["p3", "bt2020"]), default="p3", show_default=True,
               help="Mastering display primaries in the SMPTE ST 2086 metadata (P3-D65 or BT.2020).")
-@click.option("--peak-nits", type=click.FloatRange(min=1, max=10000), default=1000.0, show_default=True,
-              help="Mastering display peak luminance, cd/m².")
+@click.option("--peak-nits", type=click.FloatRange(min=1, max=10000), default=None,
+              help="Mastering display peak luminance, cd/m².  [default: the peak the model was trained for, 1000]")
 @click.option("--min-nits", type=click.FloatRange(min=0, max=1), default=0.0001, show_default=True,
               help="Mastering display black level, cd/m².")
 @click.option("--cll", type=click.Choice(["unknown", "measure"]), default="unknown", show_default=True,
@@ -59,11 +54,14 @@ def _human_size(n: int) -> str:
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--allow-truncated", is_flag=True,
               help="Convert what decodes of a truncated or damaged input instead of refusing it.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary (warnings and errors only).")
+@click.option("--json", "json_out", metavar="FILE|-", default=None,
+              help="Also write the summary as JSON to FILE, or to stdout with '-' (then no table is printed).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary (warnings and errors only).")
 def convert_cmd(
-    input: Path, output: Path, scale: str, gan: bool, model: str | None, device: str, precision: str, fp32: bool, tile: int,
-    tile_pad: int | None, batch: int, crf: float, preset: str, x265_extra: str, mastering: str, peak_nits: float,
-    min_nits: float, cll: str, no_audio: bool, no_subtitles: bool, overwrite: bool, allow_truncated: bool, quiet: bool,
+    input: Path, output: Path, scale: str | None, gan: bool, model: str | None, device: str, precision: str, fp32: bool,
+    tile: int, tile_pad: int | None, batch: int, crf: float, preset: str, x265_extra: str, mastering: str,
+    peak_nits: float | None, min_nits: float, cll: str, no_audio: bool, no_subtitles: bool, overwrite: bool,
+    allow_truncated: bool, json_out: str | None, quiet: bool,
 ) -> None:
     """Convert SDR video INPUT to an HDR10 (HEVC Main 10, PQ, BT.2020) file OUTPUT (.mkv, .mp4 or .mov).
 
@@ -74,49 +72,68 @@ def convert_cmd(
     from rich.console import Console
 
     from sdr2hdr import pipeline
+    from sdr2hdr.cli.progress import BarProgress, PlainProgress, interval_from_env
 
+    json_path = _json_target(json_out)
     err = Console(stderr=True)
-    bar = None
-    tasks: dict[str, int] = {}
-    callback = None
+    reporter: BarProgress | PlainProgress | None = None
     if not quiet:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        bar = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
-            TextColumn("{task.fields[fps]:>6.2f} fps"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=err, transient=False,
-        )
-
-        def callback(p: pipeline.Progress) -> None:
-            if not tasks:  # shown from the first frame on: errors before it stay one line
-                bar.start()
-            if p.phase not in tasks:
-                label = "measuring" if p.phase == "measure" else "converting"
-                tasks[p.phase] = bar.add_task(label, total=p.total, fps=0.0)
-            bar.update(tasks[p.phase], completed=p.encoded, total=max(p.total or 0, p.done) or None, fps=p.fps)
-
+        reporter = BarProgress(err) if err.is_terminal else PlainProgress(sys.stderr, interval_from_env())
+    ok = False
     try:
         summary = pipeline.convert(
-            input, output, model=model, scale=int(scale), gan=gan, tile=tile, tile_pad=tile_pad, batch=batch,
-            device=device, precision="fp32" if fp32 else precision, crf=crf, preset=preset, x265_extra=x265_extra, mastering=mastering,
-            peak_nits=peak_nits, min_nits=min_nits, cll=cll, copy_audio=not no_audio,
-            copy_subtitles=not no_subtitles, overwrite=overwrite, allow_truncated=allow_truncated, progress=callback,
+            input, output, model=model, scale=int(scale) if scale else None, gan=gan, tile=tile, tile_pad=tile_pad,
+            batch=batch, device=device, precision="fp32" if fp32 else precision, crf=crf, preset=preset,
+            x265_extra=x265_extra, mastering=mastering, peak_nits=peak_nits, min_nits=min_nits, cll=cll,
+            copy_audio=not no_audio, copy_subtitles=not no_subtitles, overwrite=overwrite,
+            allow_truncated=allow_truncated, progress=reporter,
         )
+        ok = True
     finally:
-        if bar is not None and tasks:
-            bar.stop()
+        if reporter is not None:
+            reporter.finish(ok)
     for w in summary.warnings:
-        err.print(f"[yellow]warning:[/] {w}", highlight=False)
-    if quiet:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+    if json_out is not None:
+        _write_json(summary.to_json(), json_path)
+    if quiet or json_out == "-":
         return
     _print_summary(summary)
+
+
+def _json_target(json_out: str | None) -> Path | None:
+    """The ``--json`` file (None for stdout or no JSON); its folder must exist before the conversion starts."""
+    from sdr2hdr.errors import OutputError
+
+    if json_out is None or json_out == "-":
+        return None
+    path = Path(json_out)
+    if path.is_dir():
+        raise OutputError(f"--json {path} is a directory; give a file name (or - for stdout)")
+    if not path.parent.is_dir():
+        raise OutputError(f"--json: directory does not exist: {path.parent}")
+    return path
+
+
+def _write_json(doc: dict[str, object], path: Path | None) -> None:
+    """``doc`` to ``path``, or to stdout when ``path`` is None."""
+    from sdr2hdr.errors import OutputError
+
+    text = json.dumps(doc, indent=2) + "\n"
+    if path is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"--json: cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _print_summary(s: object) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from sdr2hdr.outfile import human_size
     from sdr2hdr.pipeline import ConvertSummary
 
     assert isinstance(s, ConvertSummary)
@@ -126,13 +143,15 @@ def _print_summary(s: object) -> None:
     t.add_row("input", f"{s.input}  ({s.input_description})")
     tile = "whole frame" if s.tile == 0 else f"{s.tile} px tiles"
     t.add_row("output", f"{s.output}  (HEVC Main 10 HDR10 {s.output_size[0]}x{s.output_size[1]}, x{s.scale})")
-    t.add_row("model", f"{s.model} on {s.device}, {tile} + {s.tile_pad} px pad, batch {s.batch}"
+    sha = f" (sha256 {s.model_sha256[:12]}…)" if s.model_sha256 else ""
+    t.add_row("model", f"{s.model}{sha} on {s.device}, {tile} + {s.tile_pad} px pad, batch {s.batch}"
               + (f", {s.oom_retries} out-of-memory retries" if s.oom_retries else ""))
     t.add_row("precision", f"{s.precision} ({s.precision_reason})" if s.precision_reason else s.precision)
     passes = f", {s.passes} passes" if s.passes > 1 else ""
     t.add_row("frames", f"{s.frames} in {s.seconds:.1f} s ({s.fps:.2f} fps{passes})")
-    t.add_row("size", _human_size(s.size_bytes))
+    t.add_row("size", human_size(s.size_bytes))
     signalled = "signalled as 0,0 (unknown)" if s.signalled_cll == (0, 0) else f"signalled {s.signalled_cll[0]},{s.signalled_cll[1]}"
+    t.add_row("mastering", f"peak {s.peak_nits:g} cd/m² (HDR10 metadata)")
     t.add_row("MaxCLL", f"{s.max_cll:.0f} cd/m², MaxFALL {s.max_fall:.0f} cd/m² (measured on the frames written; {signalled})")
     if s.copied_streams:
         t.add_row("copied", ", ".join(s.copied_streams))

@@ -19,6 +19,7 @@ import av
 import numpy as np
 import torch
 
+from sdr2hdr import outfile
 from sdr2hdr.errors import OutputError
 from sdr2hdr.video import frames as fr
 
@@ -191,7 +192,12 @@ def write_sample(
     crf: int = 16,
     overwrite: bool = False,
 ) -> int:
-    """Write the procedural sample clip (H.264 BT.709 limited yuv420p, .mp4/.mkv/.mov); return its frame count."""
+    """Write the procedural sample clip (H.264 BT.709 limited yuv420p, .mp4/.mkv/.mov); return its frame count.
+
+    Written like ``convert``'s output (:mod:`sdr2hdr.outfile`): a partial file
+    renamed over ``path`` when complete, with the replaced file's mode or
+    ``0o666 & ~umask``; a full disk is one :class:`~sdr2hdr.errors.DiskFullError` line.
+    """
     path = Path(path)
     if path.suffix.lower() not in (".mp4", ".mkv", ".mov"):
         raise OutputError(f"unsupported sample type {path.suffix or '(none)'!r} for {path}: use .mp4, .mkv or .mov")
@@ -202,14 +208,20 @@ def write_sample(
     if width < 16 or height < 16 or width % 2 or height % 2:
         raise OutputError(f"sample size must be even and at least 16x16, got {width}x{height}")
     n = max(1, round(seconds * fps))
-    tmp = path.with_name(f".{path.name}.partial{path.suffix}")
+    tmp: Path | None = None
     try:
+        tmp = outfile.partial_path(path)
         count = encode_sdr(
             tmp, (render_frame(i / fps, width, height) for i in range(n)), fps=fps,
             options={"crf": str(crf), "preset": "medium", "profile": "high"},
             audio_seconds=n / fps if audio else None,
         )
-        tmp.replace(path)
+        outfile.commit(tmp, path)
+    except OSError as exc:  # PyAV's av.error.OSError too
+        if outfile.is_disk_full(exc):
+            outfile.discard(tmp)
+            raise outfile.disk_full_error(path) from None
+        raise
     finally:
-        tmp.unlink(missing_ok=True)
+        outfile.discard(tmp)
     return count

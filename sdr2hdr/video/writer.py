@@ -25,6 +25,7 @@ What is written
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -44,6 +45,8 @@ MASTERING_PRIMARIES = {"p3": "p3d65", "bt2020": "bt2020"}
 #: x265 parameters the HDR10 signalling owns (``--x265-params`` may not set them).
 RESERVED_X265 = ("hdr10", "hdr", "master-display", "max-cll", "colorprim", "transfer", "colormatrix", "range",
                  "chromaloc", "repeat-headers", "input-depth", "output-depth", "input-csp", "annexb")
+#: x265 parameters that have their own sdr2hdr option (``--x265-params`` may not set them either).
+DEDICATED_X265 = {"crf": "--crf", "preset": "--preset"}
 
 DEFAULT_CRF = 16
 DEFAULT_PRESET = "medium"
@@ -74,11 +77,14 @@ def x265_params(
     max_cll: tuple[int, int] = (0, 0),
     extra: str = "",
 ) -> str:
-    """The ``x265-params`` string for HDR10 output; ``extra`` (``k=v:k=v``) is appended."""
+    """The ``x265-params`` string for HDR10 output; ``extra`` (``k=v:k=v``) is appended.
+
+    Raises ``ValueError`` when ``extra`` is not ``k=v`` items or sets a reserved
+    or dedicated key; whether x265 knows a key is asked of x265 itself
+    (:func:`sdr2hdr.video.x265.check_encoder`).
+    """
     for item in filter(None, (extra or "").split(":")):
-        key = item.split("=", 1)[0].strip().lstrip("-")
-        if key in RESERVED_X265 or key.startswith("no-") and key[3:] in RESERVED_X265:
-            raise ValueError(f"--x265-params may not set {key!r}: HDR10 signalling is set by sdr2hdr")
+        check_extra_item(item)
     cll, fall = (max(0, min(65535, int(v))) for v in max_cll)
     params = [
         "hdr10=1",
@@ -98,11 +104,39 @@ def x265_params(
     return ":".join(params)
 
 
+def check_extra_item(item: str) -> None:
+    """Refuse one ``--x265-params`` item that is not ``key=value`` or whose key sdr2hdr sets itself.
+
+    Keys are compared as x265 reads them: a leading ``--`` dropped, ``_`` as
+    ``-``, and a ``no``/``no-`` prefix naming the same key.
+    """
+    key, sep, _ = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"--x265-params: {item!r} is not key=value (write e.g. no-sao=1)")
+    name = key.lstrip("-").replace("_", "-")
+    names = {name}
+    if name.startswith("no"):
+        names.add(name[2:].lstrip("-"))
+    for n in names:
+        if n in DEDICATED_X265:
+            raise ValueError(f"--x265-params may not set {key!r}: use {DEDICATED_X265[n]}")
+        if n in RESERVED_X265:
+            raise ValueError(f"--x265-params may not set {key!r}: HDR10 signalling is set by sdr2hdr")
+
+
 def output_format(path: Path) -> str:
     fmt = CONTAINERS.get(path.suffix.lower())
     if fmt is None:
         raise OutputError(f"unsupported output type {path.suffix or '(none)'!r} for {path}: use .mkv, .mp4 or .mov")
     return fmt
+
+
+def _failed(doing: str, path: Path, exc: av.error.FFmpegError) -> Exception:
+    """A one-line :class:`OutputError`; a full disk stays the OSError it is, for the caller to report."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return exc
+    return OutputError(f"{doing} {path} failed: {' '.join(str(exc).split())}")
 
 
 @dataclass
@@ -140,6 +174,8 @@ class HDR10Writer:
         self.tb = info.time_base
         self.durations: dict[int, int] = {}
         self.frames_written = 0
+        self.first_pts: int | None = None
+        self.end_pts: int | None = None
         self.report = CopyReport()
         self._closed = False
         try:
@@ -244,7 +280,10 @@ class HDR10Writer:
                 return
             self._pending = None
             pkt.stream = self._copy_map[pkt.stream_index]
-            self.out.mux(pkt)
+            try:
+                self.out.mux(pkt)
+            except av.error.FFmpegError as exc:
+                raise _failed("writing", self.path, exc) from None
 
     def _finish_copies(self) -> None:
         if self._src is not None:
@@ -263,10 +302,20 @@ class HDR10Writer:
         try:
             packets = self.stream.encode(frame)
         except av.error.FFmpegError as exc:
-            raise OutputError(f"encoding {self.path} failed: {' '.join(str(exc).split())}") from None
+            raise _failed("encoding", self.path, exc) from None
         for pkt in packets:
             self._mux_video(pkt)
         self.frames_written += 1
+        self.first_pts = pts if self.first_pts is None else min(self.first_pts, pts)
+        end = pts + max(duration, 0)
+        self.end_pts = end if self.end_pts is None else max(self.end_pts, end)
+
+    @property
+    def duration_seconds(self) -> float:
+        """Presentation time covered by the frames written (first frame's start to last frame's end)."""
+        if self.first_pts is None or self.end_pts is None:
+            return 0.0
+        return float((self.end_pts - self.first_pts) * self.tb)
 
     def _mux_video(self, pkt: av.Packet) -> None:
         if pkt.pts is not None:
@@ -277,20 +326,21 @@ class HDR10Writer:
         try:
             self.out.mux(pkt)
         except av.error.FFmpegError as exc:
-            raise OutputError(f"writing {self.path} failed: {' '.join(str(exc).split())}") from None
+            raise _failed("writing", self.path, exc) from None
 
     def close(self) -> None:
         """Flush the encoder, the rest of the copied streams, and the container trailer."""
         if self._closed:
             return
         try:
-            for pkt in self.stream.encode(None):
-                self._mux_video(pkt)
-            self._mux_copies_until(None)
+            try:
+                for pkt in self.stream.encode(None):
+                    self._mux_video(pkt)
+                self._mux_copies_until(None)
+            finally:
+                self._close_all()  # writes the trailer: where a full disk usually shows
         except av.error.FFmpegError as exc:
-            raise OutputError(f"finishing {self.path} failed: {' '.join(str(exc).split())}") from None
-        finally:
-            self._close_all()
+            raise _failed("finishing", self.path, exc) from None
 
     def abort(self) -> None:
         """Close everything without caring about the result (the caller deletes the file)."""

@@ -1,0 +1,171 @@
+"""One pass over the input: decode, model and encode in three threads with bounded queues.
+
+:func:`run_pass` is what :func:`sdr2hdr.pipeline.convert` runs once (or
+twice, with ``cll="measure"``):
+
+1. a decode thread: demux + decode + copy planes (:class:`~sdr2hdr.video.reader.FrameReader`),
+   into a bounded queue;
+2. the calling thread: batches of frames -> model input on the device
+   (chroma up-sampling and colour conversion there) -> tiled model ->
+   4:2:0 10-bit quantisation and light-level measurement on the device;
+3. an encode thread: libx265 encode + mux (:class:`~sdr2hdr.video.writer.HDR10Writer`),
+   from a bounded queue.
+
+An exception in a worker thread is re-raised in the calling thread; one in
+the calling thread (an error, Ctrl-C, SIGTERM) stops both workers before it
+propagates.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sdr2hdr.errors import Sdr2HdrError
+from sdr2hdr.summary import Progress
+from sdr2hdr.tiling import TiledModel
+from sdr2hdr.video import frames as fr
+from sdr2hdr.video.probe import VideoInfo
+from sdr2hdr.video.reader import FrameReader
+from sdr2hdr.video.writer import HDR10Writer
+
+_END = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+@dataclass
+class PassResult:
+    frames: int = 0
+    max_cll: float = 0.0
+    max_fall: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+def run_pass(
+    info: VideoInfo,
+    runner: TiledModel,
+    *,
+    batch: int,
+    writer: HDR10Writer | None,
+    phase: str,
+    progress: Callable[[Progress], None] | None,
+    allow_truncated: bool,
+) -> PassResult:
+    result = PassResult()
+    reader = FrameReader(info, allow_truncated=allow_truncated)
+    stop = threading.Event()
+    q_in: queue.Queue = queue.Queue(maxsize=2 * batch + 2)
+    q_out: queue.Queue = queue.Queue(maxsize=3)
+    enc_error: list[BaseException] = []
+    encoded = [0]
+    t0 = time.perf_counter()
+
+    def report() -> None:
+        if progress is not None:
+            progress(Progress(phase, result.frames, encoded[0] if writer else result.frames, info.frames_estimate,
+                              time.perf_counter() - t0))
+
+    def decode() -> None:
+        try:
+            for pf in reader:
+                if not _put(q_in, pf, stop):
+                    return
+            _put(q_in, _END, stop)
+        except BaseException as exc:  # noqa: BLE001 - forwarded to the main thread
+            _put(q_in, _Failure(exc), stop)
+
+    def encode() -> None:
+        assert writer is not None
+        try:
+            while not stop.is_set():
+                try:
+                    item = q_out.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if item is _END:
+                    writer.close()
+                    return
+                for y, cb, cr, pts, dur in item:
+                    writer.write(y, cb, cr, pts=pts, duration=dur)
+                    encoded[0] += 1
+        except BaseException as exc:  # noqa: BLE001 - forwarded to the main thread
+            enc_error.append(exc)
+            stop.set()
+
+    def check_encoder() -> None:
+        if enc_error:
+            raise enc_error[0]
+
+    dec_thread = threading.Thread(target=decode, name="sdr2hdr-decode", daemon=True)
+    enc_thread = threading.Thread(target=encode, name="sdr2hdr-encode", daemon=True) if writer else None
+    dec_thread.start()
+    if enc_thread:
+        enc_thread.start()
+    try:
+        carry: fr.PlanarFrame | None = None
+        ended = False
+        while not ended or carry is not None:
+            group: list[fr.PlanarFrame] = [carry] if carry is not None else []
+            carry = None
+            while not ended and len(group) < batch:
+                try:
+                    item = q_in.get(timeout=0.1)
+                except queue.Empty:
+                    check_encoder()
+                    continue
+                if item is _END:
+                    ended = True
+                elif isinstance(item, _Failure):
+                    raise item.exc
+                elif group and item.fmt != group[0].fmt:
+                    carry = item
+                    break
+                else:
+                    group.append(item)
+            if not group:
+                break
+            x = fr.model_input(group, device=runner.device)
+            hb = fr.hdr10_420(runner(x))
+            result.max_cll = max([result.max_cll, *hb.max_cll])
+            result.max_fall = max([result.max_fall, *hb.fall])
+            if writer is not None:
+                planes = hb.numpy()
+                items = [(*p, f.pts, f.duration) for p, f in zip(planes, group)]
+                check_encoder()
+                if not _put(q_out, items, stop):
+                    check_encoder()
+                    raise Sdr2HdrError("the encoder stopped unexpectedly")
+            result.frames += len(group)
+            report()
+        if writer is not None and enc_thread is not None:
+            if not _put(q_out, _END, stop):
+                check_encoder()
+            while enc_thread.is_alive():
+                enc_thread.join(timeout=0.25)
+                report()
+            check_encoder()
+        result.warnings = list(reader.warnings)
+        report()
+        return result
+    finally:
+        stop.set()
+        dec_thread.join(timeout=10)
+        if enc_thread is not None:
+            enc_thread.join(timeout=60)
