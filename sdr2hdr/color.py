@@ -185,6 +185,12 @@ def bt1886_inverse_eotf(luminance: torch.Tensor, *, white: float = 100.0, black:
     return torch.clamp(luminance / a, min=0.0) ** (1 / g) - b
 
 
+def srgb_eotf(v: torch.Tensor) -> torch.Tensor:
+    """IEC 61966-2-1 sRGB EOTF (the piecewise curve photos are stored with): signal in [0, 1] -> relative light, 1.0 = white."""
+    v = v.clamp(min=0.0)
+    return torch.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
 # --------------------------------------------------------------------- HLG
 
 

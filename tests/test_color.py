@@ -150,3 +150,8 @@ def test_quantize() -> None:
     x = torch.tensor([[[-0.1, 0.5, 100.4 / 1023, 2.0]]]).expand(3, 1, 4)
     q = color.quantize(x, 10) * 1023
     assert q[0, 0].tolist() == pytest.approx([0, 512, 100, 1023])
+
+
+def test_srgb_eotf_matches_colour() -> None:
+    v = np.linspace(0, 1, 1001)
+    np.testing.assert_allclose(_n(color.srgb_eotf(_t(v))), colour.models.eotf_sRGB(v), atol=1e-7)

@@ -71,9 +71,12 @@ def test_pair_patch_is_the_real_sdr_signal_and_hdr_truth(tmp_path: Path) -> None
     lin = torch.from_numpy(src.hdr[0].astype(np.float32)).permute(2, 0, 1).clamp(0, 1000)
     ref = color.quantize(color.linear_to_hdr10(lin, bits=10), 10)
     assert torch.equal(hdr, ref)
-    # Input: the camera's R'G'B' codes through the BT.709 matrix, down-scaled: its mean luma matches.
-    ycc = color.rgb_to_ycbcr(torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1), "bt709", bits=8)
+    # Input: the light the sRGB photo shows, re-encoded for a BT.1886 display, BT.709 matrix, down-scaled.
+    light = color.srgb_eotf(torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1)) * 100
+    ycc = color.rgb_to_ycbcr(color.bt1886_inverse_eotf(light, white=100.0), "bt709", bits=8)
     assert abs(float(sdr[0].mean() - ycc[0].mean())) < 2 / 255
+    naive = color.rgb_to_ycbcr(torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1), "bt709", bits=8)
+    assert float(sdr[0].mean() - naive[0].mean()) > 4 / 255  # not the sRGB codes copied: shadows are lifted
     ds = TrainPatches([src], scale=2, seed=0, hr_patch=16)
     s, h = ds[0]
     assert s.shape == (3, 8, 8) and s.dtype == torch.uint8 and h.shape == (3, 16, 16) and h.dtype == torch.int16

@@ -12,11 +12,12 @@ How a pair becomes the model's (input, target):
 * **Target** (HR): the HDR light, clipped per component to the mastering peak
   (``Degradation.peak``, 1000 cd/m²), PQ, Y'CbCr BT.2020 limited 10-bit
   (:func:`sdr2hdr.data.degrade.hdr_target`, as for synthesised pairs).
-* **Input** (LR): the SDR *signal* is kept as it is: its 8-bit R'G'B' code
-  values become Y'CbCr BT.709 limited range with the BT.709 matrix, exactly
-  what FFmpeg does when a photo or a phone's SDR rendition is turned into
-  video (the sRGB and BT.709/BT.1886 curves are not re-mapped: no real video
-  pipeline does that). Then the degradation model's own back half
+* **Input** (LR): the SDR picture as a BT.709 video of it shows it: the light
+  the sRGB photo shows (sRGB EOTF, white at 100 cd/m²) re-encoded with the
+  BT.1886 inverse EOTF (gamma 2.4), then Y'CbCr BT.709 limited range -- the
+  same display-referred convention as the synthesised inputs (a naive copy of
+  the sRGB codes would make the same code mean up to 2.5x different light in
+  the shadows in the two kinds of pairs). Then the degradation model's own back half
   (:func:`sdr2hdr.data.degrade.finish_sdr`): down-scaling by the scale factor
   with a kernel drawn from ``downscale_kernels``, 4:2:0 chroma, optional
   one-frame H.264 at a random CRF, 8-bit codes.
@@ -64,9 +65,16 @@ def read_png_rgb(path: str | Path) -> np.ndarray:
 
 
 def _sdr_signal(rgb8: np.ndarray) -> torch.Tensor:
-    """``h x w x 3`` uint8 R'G'B' -> ``3 x h x w`` Y'CbCr BT.709 limited range, code/255, unrounded."""
+    """``h x w x 3`` uint8 sRGB R'G'B' -> ``3 x h x w`` Y'CbCr BT.709 limited range, code/255, unrounded.
+
+    Display-referred: the light the photo shows on an sRGB display is re-encoded for a BT.1886
+    display (gamma 2.4, 100 cd/m² white), as colour-managed video of it would be and as the
+    synthesised inputs are; the sRGB and BT.1886 curves differ by up to 2.5x in the shadows.
+    """
     v = torch.from_numpy(np.ascontiguousarray(rgb8)).permute(2, 0, 1).float() / 255.0
-    return color.rgb_to_ycbcr(v, "bt709", bits=8)
+    sdr_white = 100.0
+    signal = color.bt1886_inverse_eotf(color.srgb_eotf(v) * sdr_white, white=sdr_white)
+    return color.rgb_to_ycbcr(signal, "bt709", bits=8)
 
 
 class StillPairSource(Source):
