@@ -24,8 +24,8 @@ mkdir -p "$RUNS"
 if [ "$PRESET" = cpu ]; then
   # bf16 autocast on AMX / AVX512-BF16 CPUs (auto). Warm-up + cosine learning rate, L2, batch 8,
   # 48x48 LR patches (x2) / 32x32 (x4): ~1.2 (x2) and ~1.0 (x4) steps/s on one core each.
-  X2="--steps 6000 --hr-patch 96 --lr 2e-4 --schedule cosine"
-  X4="--steps 5000 --hr-patch 128 --lr 2e-4 --schedule cosine"
+  X2="--steps 5000 --hr-patch 96 --lr 2e-4 --schedule cosine"
+  X4="--steps 4000 --hr-patch 128 --lr 2e-4 --schedule cosine"
   # JSI-GAN: 10x the paper's learning rate for 300 steps (the paper's 1e-6 for a few hundred
   # steps does not move the generator measurably); 160x160 HR patches as the discriminators need.
   GAN="--steps 300 --hr-patch 160 --gan-lr 1e-5 --val-interval 100 --ckpt-interval 100"
