@@ -219,6 +219,12 @@ class _Dist:
     world: int = 1
     local_rank: int = 0
     enabled: bool = False
+    owned: bool = False  # this run created the process group (and destroys it at the end)
+
+    def close(self) -> None:
+        if self.enabled and self.owned and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+            self.owned = False
 
     @property
     def main(self) -> bool:
@@ -270,9 +276,16 @@ def _init_dist(device_kind: str) -> _Dist:
 
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
+    owned = False
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
-    return _Dist(rank=rank, world=world, local_rank=local, enabled=True)
+        if device_kind == "cuda":
+            # The device first, and named to NCCL: otherwise every rank creates a context on GPU 0.
+            torch.cuda.set_device(local)
+            dist.init_process_group(backend="nccl", device_id=torch.device("cuda", local))
+        else:
+            dist.init_process_group(backend="gloo")
+        owned = True
+    return _Dist(rank=rank, world=world, local_rank=local, enabled=True, owned=owned)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -280,8 +293,8 @@ def _init_dist(device_kind: str) -> _Dist:
 
 def _rng_state() -> dict[str, Any]:
     st: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        st["cuda"] = torch.cuda.get_rng_state()  # this process's device only: no context on the others
     return st
 
 
@@ -290,7 +303,8 @@ def _set_rng_state(st: dict[str, Any]) -> None:
         torch.set_rng_state(st["torch"])
     if "cuda" in st and torch.cuda.is_available():
         with contextlib.suppress(Exception):
-            torch.cuda.set_rng_state_all(st["cuda"])
+            state = st["cuda"]
+            torch.cuda.set_rng_state(state[0] if isinstance(state, (list, tuple)) else state)
 
 
 def save_checkpoint(out: Path, payload: dict[str, Any]) -> str:
@@ -761,7 +775,9 @@ class Trainer:
         stopped = False
         try:
             while step < total:
-                if self.dist.any(self.stop.requested, self.device):
+                # Every process must agree to stop at the same step; asking all of them costs an all-reduce and
+                # a host sync, so with several processes they agree at log intervals only.
+                if (not self.dist.enabled or step % cfg.log_interval == 0) and self.dist.any(self.stop.requested, self.device):
                     stopped = True
                     break
                 t0 = time.perf_counter()
@@ -988,5 +1004,8 @@ def train(cfg: TrainConfig, *, on_step: Callable[[str, int, dict[str, float]], b
     (one-line messages) for bad data, options or checkpoints.
     """
     trainer = Trainer(cfg, on_step=on_step)
-    return trainer.run()
+    try:
+        return trainer.run()
+    finally:
+        trainer.dist.close()  # a process group this run created is destroyed with it
 

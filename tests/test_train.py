@@ -351,3 +351,17 @@ def test_ddp_cpu_matches_one_process(data_dir: Path, tmp_path: Path) -> None:
     assert la == pytest.approx(lb, rel=1e-5) and len(la) == 3
     start = next(r for r in _log(tmp_path / "ddp") if r["event"] == "start")
     assert start["world"] == 2
+
+
+def test_process_group_created_by_the_run_is_destroyed() -> None:
+    """DDP hygiene: the group a run created is destroyed at its end (one gloo process, an in-memory store)."""
+    import torch.distributed as dist
+
+    from sdr2hdr.train import _Dist
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    d = _Dist(rank=0, world=1, enabled=True, owned=True)
+    assert d.any(True, torch.device("cpu")) and not d.any(False, torch.device("cpu"))
+    d.close()
+    assert not dist.is_initialized()
+    d.close()  # idempotent
