@@ -57,6 +57,23 @@ def receptive_field(model: nn.Module) -> int:
     return int(getattr(model, "receptive_field", DEFAULT_RECEPTIVE_FIELD))
 
 
+#: Elements one tensor may hold: CUDA kernels index with 32-bit ints (2**31 - 1).
+MAX_TENSOR_ELEMENTS = 2**31 - 1
+#: Channels per LR pixel of the widest tensor JSInet makes: the LCE filter logits, 81 taps x s^2.
+WIDEST_CHANNELS_PER_SCALE2 = 81
+
+
+def index_safe_tile(scale: int, batch: int, pad: int, channels_per_s2: int = WIDEST_CHANNELS_PER_SCALE2) -> int:
+    """Largest tile side (LR, a multiple of 8) whose widest tensor stays below 2**31 elements.
+
+    A whole 1080p frame at x4 makes a 1296 x 1080 x 1920 = 2.69e9-element filter tensor: past
+    32-bit indexing. Every tile (core + ``2 * pad`` context) is kept under the limit.
+    """
+    per_px = batch * channels_per_s2 * scale * scale
+    side = int(math.isqrt(MAX_TENSOR_ELEMENTS // per_px)) - 2 * pad
+    return max(MIN_TILE, side // 8 * 8)
+
+
 def default_tile_pad(rf: int) -> int:
     """Smallest multiple of 8 with ``pad - pad // 4 >= rf`` (exact tiling, with a blend ramp)."""
     pad = rf
@@ -239,9 +256,11 @@ class TiledModel:
         out_bytes = batch * 3 * h * w * self.scale**2 * 4
         budget = 0.7 * max(free - out_bytes, 0)
         side_in = int(math.sqrt(budget / per_px))
-        if side_in >= whole + 2 * self.pad or (h + 2 * self.pad) * (w + 2 * self.pad) * per_px <= budget:
+        cap = index_safe_tile(self.scale, batch, self.pad)
+        fits = side_in >= whole + 2 * self.pad or (h + 2 * self.pad) * (w + 2 * self.pad) * per_px <= budget
+        if fits and (h + 2 * self.pad) * (w + 2 * self.pad) <= (cap + 2 * self.pad) ** 2:
             return whole
-        return max(MIN_TILE, (side_in - 2 * self.pad) // 8 * 8)
+        return min(cap, max(MIN_TILE, (side_in - 2 * self.pad) // 8 * 8))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape

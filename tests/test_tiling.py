@@ -194,3 +194,16 @@ def test_auto_tile_cpu_rule() -> None:
     assert r.auto_tile(180, 320, 1) == 320  # whole frame fits the CPU budget
     t = r.auto_tile(1080, 1920, 1)
     assert MIN_TILE <= t < 1080
+
+
+def test_index_safe_tile_keeps_every_tensor_under_2_31_elements() -> None:
+    """x4 on a whole 1080p frame would make a 2.69e9-element LCE filter tensor (32-bit indexing overflows)."""
+    from sdr2hdr.tiling import MAX_TENSOR_ELEMENTS, index_safe_tile
+
+    assert 81 * 16 * 1080 * 1920 > MAX_TENSOR_ELEMENTS
+    for scale, batch in ((2, 1), (4, 1), (4, 4), (2, 4)):
+        side = index_safe_tile(scale, batch, pad=48)
+        assert side % 8 == 0 and side >= 32
+        assert batch * 81 * scale**2 * (side + 96) ** 2 <= MAX_TENSOR_ELEMENTS
+        assert batch * 81 * scale**2 * (side + 8 + 96) ** 2 > MAX_TENSOR_ELEMENTS  # and it is the largest such
+    assert index_safe_tile(4, 1, pad=48) < 1920  # a 1080p frame at x4 is tiled
