@@ -29,9 +29,11 @@ model runs twice, so it takes about twice as long. Either way the summary
 reports the MaxCLL / MaxFALL measured on the frames actually written.
 
 The output is written to a temporary file beside the target
-(``.NAME.partial-XXXX.EXT``, :mod:`sdr2hdr.outfile`) and renamed over it
-only on success, with the replaced file's mode (else ``0o666 & ~umask``);
-any error, Ctrl-C, SIGTERM or SIGHUP deletes it, and a full disk is one
+(``.NAME.partial-XXXX.EXT``, :mod:`sdr2hdr.outfile`); a Matroska file then
+gets the same HDR10 metadata in its container (the track's ``Colour``
+element, :mod:`sdr2hdr.video.mkvcolour`, with mkvpropedit where installed);
+it is renamed over the target only on success, with the replaced file's
+mode (else ``0o666 & ~umask``); any error, Ctrl-C, SIGTERM or SIGHUP deletes it, and a full disk is one
 :class:`~sdr2hdr.errors.DiskFullError` line.
 """
 
@@ -52,6 +54,7 @@ from sdr2hdr.errors import InputError, OutputError, Sdr2HdrError
 from sdr2hdr.passes import PassResult, run_pass
 from sdr2hdr.summary import ConvertSummary, Progress
 from sdr2hdr.tiling import TiledModel, receptive_field
+from sdr2hdr.video import mkvcolour
 from sdr2hdr.video.probe import VideoInfo, probe
 from sdr2hdr.video.writer import DEFAULT_CRF, DEFAULT_PRESET, HDR10Writer, output_format, x265_params
 from sdr2hdr.video.x265 import check_encoder
@@ -151,6 +154,7 @@ class _Encoding:
     x265_extra: str
     copy_audio: bool
     copy_subtitles: bool
+    container_colour: bool = False  # also write the Matroska Colour element (mkvpropedit)
 
     def params(self, max_cll: tuple[int, int] = (0, 0)) -> str:
         """The full ``x265-params``; a reserved, dedicated or malformed extra key is a one-line error."""
@@ -198,6 +202,9 @@ def _encode_file(info: VideoInfo, runner: TiledModel, out_path: Path, enc: _Enco
         res = run_pass(info, runner, batch=batch, writer=writer, phase="convert", progress=progress,
                         allow_truncated=allow_truncated)
         writer.close()
+        if enc.container_colour:
+            mkvcolour.write_colour(tmp, mkvcolour.colour_properties(enc.mastering, enc.peak_nits, enc.min_nits,
+                                                                    signalled))
         done = _Written(res, signalled, passes, writer, list(res.warnings))
         if cll == "measure" and (math.ceil(res.max_cll), math.ceil(res.max_fall)) != signalled:
             done.warnings.append(
@@ -238,6 +245,7 @@ def convert(
     copy_subtitles: bool = True,
     overwrite: bool = False,
     allow_truncated: bool = False,
+    deinterlace: str = "auto",
     progress: Callable[[Progress], None] | None = None,
 ) -> ConvertSummary:
     """Convert an SDR video file to an HDR10 (HEVC Main 10) file ``scale`` times larger.
@@ -254,7 +262,9 @@ def convert(
     x265 itself before anything is written. ``cll``: "unknown" (signal 0,0)
     or "measure" (two passes). ``peak_nits`` None: the mastering peak the model
     was trained for (its registry entry or weights metadata; 1000 cd/m²
-    otherwise). See the module doc.
+    otherwise). ``deinterlace``: auto | off | on (:mod:`sdr2hdr.video.deinterlace`).
+    A display-rotation tag is applied (the output is upright, its size the
+    displayed one x ``scale``). See the module doc.
     """
     t_start = time.perf_counter()
     in_path, out_path = Path(input), Path(output)
@@ -269,7 +279,7 @@ def convert(
     enc = _Encoding(check_output(in_path, out_path, overwrite=overwrite), crf, preset, mastering,
                     1000.0 if peak_nits is None else peak_nits, min_nits, x265_extra, copy_audio, copy_subtitles)
     enc.params()  # reserved / dedicated / malformed keys: refused before anything is read
-    info = probe(in_path)
+    info = probe(in_path, deinterlace=deinterlace, refuse_truncated=not allow_truncated)  # rotation, interlacing
     dev = resolve_device(device)
     net, model_name, sha, model_peak = _load(model, scale, gan, dev)
     if peak_nits is None:
@@ -278,6 +288,10 @@ def convert(
     out_w, out_h = info.width * scale, info.height * scale
     enc.check(out_w, out_h)
     runner, warnings = _runner(net, scale, tile, tile_pad, dev, precision)
+    if enc.fmt == "matroska":
+        missing = mkvcolour.missing_tools()
+        enc.container_colour = missing is None
+        warnings += [missing] if missing else []
     nbatch = batch if batch > 0 else (4 if dev.type == "cuda" else 1)
     try:
         w = _encode_file(info, runner, out_path, enc, batch=nbatch, cll=cll, progress=progress,
@@ -297,5 +311,5 @@ def convert(
         max_fall=res.max_fall, input_description=info.describe(), passes=w.passes, model_seconds=runner.seconds,
         oom_retries=runner.oom_retries, copied_streams=list(writer.report.copied),
         dropped_streams=list(writer.report.dropped), warnings=warnings + w.warnings,
-        video_seconds=writer.duration_seconds, peak_nits=enc.peak_nits,
+        video_seconds=writer.duration_seconds, peak_nits=enc.peak_nits, container_hdr10=enc.container_colour,
     )

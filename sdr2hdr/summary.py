@@ -60,6 +60,7 @@ class ConvertSummary:
     model_sha256: str | None = None  # of the weights file; None for weight-free baselines and in-memory modules
     video_seconds: float = 0.0  # presentation time of the frames written
     peak_nits: float = 1000.0  # mastering display peak signalled (the model's recorded peak unless --peak-nits)
+    container_hdr10: bool = False  # mastering display and light levels also in the container (Matroska Colour)
 
     @property
     def fps(self) -> float:
@@ -88,6 +89,7 @@ class ConvertSummary:
             "tile_pad": self.tile_pad,
             "batch": self.batch,
             "mastering_peak_nits": self.peak_nits,
+            "container_hdr10_metadata": self.container_hdr10,
             "light_level": {
                 "mode": self.cll_mode,
                 "measured": {"max_cll": round(self.max_cll, 3), "max_fall": round(self.max_fall, 3)},

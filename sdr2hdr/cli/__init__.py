@@ -27,11 +27,11 @@ def cli() -> None:
 
 def _register() -> None:
     # Each module imports only click at import time; the work is imported inside the commands.
-    from sdr2hdr.cli import convert, models, testset, train
+    from sdr2hdr.cli import convert, models, preview, testset, train
     from sdr2hdr.cli import eval as evaluate
 
-    for cmd in (convert.convert_cmd, convert.sample_cmd, evaluate.eval_cmd, models.models, testset.testset_cmd,
-                train.train_cmd):
+    for cmd in (convert.convert_cmd, convert.sample_cmd, preview.preview_cmd, evaluate.eval_cmd, models.models,
+                testset.testset_cmd, train.train_cmd):
         cli.add_command(cmd)
 
 

@@ -54,6 +54,9 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--allow-truncated", is_flag=True,
               help="Convert what decodes of a truncated or damaged input instead of refusing it.")
+@click.option("--deinterlace", type=click.Choice(["auto", "off", "on"]), default="auto", show_default=True,
+              help="Deinterlace with bwdif (one frame per input frame, timestamps kept); auto: when the stream's "
+                   "field order or its frames say interlaced.")
 @click.option("--json", "json_out", metavar="FILE|-", default=None,
               help="Also write the summary as JSON to FILE, or to stdout with '-' (then no table is printed).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary (warnings and errors only).")
@@ -61,7 +64,7 @@ def convert_cmd(
     input: Path, output: Path, scale: str | None, gan: bool, model: str | None, device: str, precision: str, fp32: bool,
     tile: int, tile_pad: int | None, batch: int, crf: float, preset: str, x265_extra: str, mastering: str,
     peak_nits: float | None, min_nits: float, cll: str, no_audio: bool, no_subtitles: bool, overwrite: bool,
-    allow_truncated: bool, json_out: str | None, quiet: bool,
+    allow_truncated: bool, deinterlace: str, json_out: str | None, quiet: bool,
 ) -> None:
     """Convert SDR video INPUT to an HDR10 (HEVC Main 10, PQ, BT.2020) file OUTPUT (.mkv, .mp4 or .mov).
 
@@ -86,7 +89,7 @@ def convert_cmd(
             batch=batch, device=device, precision="fp32" if fp32 else precision, crf=crf, preset=preset,
             x265_extra=x265_extra, mastering=mastering, peak_nits=peak_nits, min_nits=min_nits, cll=cll,
             copy_audio=not no_audio, copy_subtitles=not no_subtitles, overwrite=overwrite,
-            allow_truncated=allow_truncated, progress=reporter,
+            allow_truncated=allow_truncated, deinterlace=deinterlace, progress=reporter,
         )
         ok = True
     finally:
@@ -151,7 +154,8 @@ def _print_summary(s: object) -> None:
     t.add_row("frames", f"{s.frames} in {s.seconds:.1f} s ({s.fps:.2f} fps{passes})")
     t.add_row("size", human_size(s.size_bytes))
     signalled = "signalled as 0,0 (unknown)" if s.signalled_cll == (0, 0) else f"signalled {s.signalled_cll[0]},{s.signalled_cll[1]}"
-    t.add_row("mastering", f"peak {s.peak_nits:g} cd/m² (HDR10 metadata)")
+    where = "HEVC SEI and Matroska Colour element" if s.container_hdr10 else "HEVC SEI"
+    t.add_row("mastering", f"peak {s.peak_nits:g} cd/m² (HDR10 metadata in the {where})")
     t.add_row("MaxCLL", f"{s.max_cll:.0f} cd/m², MaxFALL {s.max_fall:.0f} cd/m² (measured on the frames written; {signalled})")
     if s.copied_streams:
         t.add_row("copied", ", ".join(s.copied_streams))

@@ -109,7 +109,9 @@ class SourceFormat:
     """How a decoded frame's samples are to be read (constant along a stream, checked per frame).
 
     ``kind`` is "yuv", "rgb" (planes G, B, R) or "gray"; ``sub_x``/``sub_y`` are
-    the chroma subsampling factors (1 or 2); ``siting`` one of :data:`SITING_OFFSETS`.
+    the chroma subsampling factors (1 or 2); ``siting`` one of :data:`SITING_OFFSETS`;
+    ``width`` / ``height`` the coded size; ``rotation`` the display rotation
+    (degrees counter-clockwise, 0 / 90 / 180 / 270) :func:`model_input` applies.
     """
 
     kind: str
@@ -122,6 +124,7 @@ class SourceFormat:
     width: int
     height: int
     pix_fmt: str
+    rotation: int = 0
 
     def describe(self) -> str:
         chroma = {(2, 2): "4:2:0", (2, 1): "4:2:2", (1, 1): "4:4:4"}.get((self.sub_x, self.sub_y), "?")
@@ -304,7 +307,9 @@ def model_input(
 
     Chroma is up-sampled and the matrix / range / bit depth converted on
     ``device`` (only the compact planes cross to it). Computed in float32
-    at least; returned in ``dtype``.
+    at least; returned in ``dtype``. A display rotation (``fmt.rotation``) is
+    applied last, to the 4:4:4 planes, so chroma is interpolated at its coded
+    siting and the result is upright (``H x W`` swapped for 90 / 270 degrees).
     """
     fmt = frames[0].fmt
     if any(f.fmt != fmt for f in frames):
@@ -317,7 +322,7 @@ def model_input(
     if fmt.kind == "rgb":
         g, b, r = planes
         out = color.rgb_to_ycbcr(torch.stack((r, g, b), dim=1), "bt709", full_range=False, bits=8)
-        return out.to(dtype)
+        return _upright(out, fmt.rotation).to(dtype)
     if fmt.kind == "gray":
         y = planes[0]
         neutral = torch.full_like(y, 2 ** (fmt.bits - 1) / peak)
@@ -330,7 +335,13 @@ def model_input(
         ycc, src_matrix=fmt.matrix, src_full_range=fmt.full_range, src_bits=fmt.bits,  # type: ignore[arg-type]
         dst_matrix="bt709", dst_full_range=False, dst_bits=8,
     )
-    return out.to(dtype)
+    return _upright(out, fmt.rotation).to(dtype)
+
+
+def _upright(x: torch.Tensor, rotation: int) -> torch.Tensor:
+    """``B x C x H x W`` turned ``rotation`` degrees counter-clockwise (a multiple of 90), as players show it."""
+    k = (rotation // 90) % 4
+    return torch.rot90(x, k, dims=(-2, -1)).contiguous() if k else x
 
 
 # ------------------------------------------------------------------ HDR10 output

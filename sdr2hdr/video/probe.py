@@ -14,21 +14,33 @@ Refused, each with a one-line :class:`~sdr2hdr.errors.InputError` naming the fil
   transfer, HDR static / dynamic metadata on the first frame, or BT.2020
   primaries / matrix with more than 8 bits (HDR10 / HLG10 without tags);
 * wide-gamut 8-bit BT.2020 and matrices we cannot convert (YCgCo, ICtCp,
-  BT.2020 constant-luminance).
+  BT.2020 constant-luminance);
+* with ``refuse_truncated=True``, a file whose container index shows it is
+  cut short (:mod:`sdr2hdr.video.truncation`), before any frame is converted.
+
+It also reports what the conversion must undo or keep: the display rotation
+(a phone's 90 / 180 / 270 degree display-matrix tag; ``width`` / ``height``
+are the *displayed* size, the frames are turned upright before the model),
+whether the video is interlaced and is to be deinterlaced
+(:mod:`sdr2hdr.video.deinterlace`), and the cover art (attached pictures)
+and other attachments next to the audio and subtitle streams.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
-from sdr2hdr.errors import InputError
+from sdr2hdr.errors import InputError, Sdr2HdrError
 from sdr2hdr.video import frames as fr
+from sdr2hdr.video.deinterlace import MODES as DEINTERLACE_MODES
+from sdr2hdr.video.deinterlace import field_order
+from sdr2hdr.video.truncation import truncated_by_index, truncated_error
 
 _HDR_SIDE_DATA = ("MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL", "DOVI", "DYNAMIC_HDR")
 
@@ -41,7 +53,7 @@ class VideoInfo:
     container: str
     codec: str
     stream_index: int
-    width: int
+    width: int  # displayed size: the coded size turned by ``rotation``
     height: int
     fmt: fr.SourceFormat
     time_base: Fraction
@@ -55,6 +67,15 @@ class VideoInfo:
     sample_aspect_ratio: Fraction | None = None  # non-square pixels (anamorphic SD), None if square/unknown
     audio: list[tuple[int, str]] = field(default_factory=list)  # (stream index, codec)
     subtitles: list[tuple[int, str]] = field(default_factory=list)
+    attached_pics: list[tuple[int, str]] = field(default_factory=list)  # cover art: (stream index, codec)
+    attachments: list[tuple[int, str]] = field(default_factory=list)  # other attachments (fonts...): (index, file name)
+    coded_size: tuple[int, int] = (0, 0)  # (width, height) of the decoded pictures, before rotation
+    rotation: int = 0  # display rotation, degrees counter-clockwise: 0, 90, 180 or 270
+    rotation_tag: float = 0.0  # the display matrix's rotation as tagged (FFmpeg's sign: counter-clockwise)
+    interlaced: str | None = None  # "tff" / "bff" (stream field order), "flagged" (frames only), None
+    deinterlace: bool = False  # convert runs bwdif (--deinterlace, see sdr2hdr.video.deinterlace)
+    deinterlace_only_flagged: bool = False  # bwdif deint=interlaced (auto mode, frames flagged)
+    truncated_index: str | None = None  # why the container index says the file is cut short
 
     @property
     def frames_estimate(self) -> int | None:
@@ -73,7 +94,17 @@ class VideoInfo:
 
     def describe(self) -> str:
         rate = f"{float(self.rate):.3f} fps" if self.rate else "unknown rate"
-        return f"{self.codec} {self.fmt.describe()}, {rate}, transfer {self.transfer}"
+        extra = f", interlaced {self.interlaced}" if self.interlaced else ""
+        extra += f", display rotation {self.rotation}°" if self.rotation else ""
+        return f"{self.codec} {self.fmt.describe()}, {rate}, transfer {self.transfer}{extra}"
+
+    def rotation_note(self) -> str | None:
+        """The summary line saying how the picture was turned (None when it was not)."""
+        if self.rotation == 0:
+            return None
+        turn = {90: "90° counter-clockwise", 180: "180°", 270: "90° clockwise"}[self.rotation]
+        return (f"rotated {turn} to play upright (the input's display-rotation tag); output "
+                f"{self.width}x{self.height} x scale, without a rotation tag")
 
 
 def _parse_hms(text: str) -> float | None:
@@ -110,9 +141,15 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def probe(path: str | os.PathLike[str]) -> VideoInfo:
-    """Inspect ``path`` and return its :class:`VideoInfo`, or raise :class:`InputError`."""
+def probe(path: str | os.PathLike[str], *, deinterlace: str = "auto", refuse_truncated: bool = False) -> VideoInfo:
+    """Inspect ``path`` and return its :class:`VideoInfo`, or raise :class:`InputError`.
+
+    ``deinterlace``: auto | off | on (see :mod:`sdr2hdr.video.deinterlace`);
+    ``refuse_truncated``: refuse a file its container index shows to be cut short.
+    """
     path = Path(path)
+    if deinterlace not in DEINTERLACE_MODES:
+        raise Sdr2HdrError(f"deinterlace must be one of {', '.join(DEINTERLACE_MODES)}, got {deinterlace!r}")
     container = open_input(path)
     try:
         stream = _video_stream(container)
@@ -139,23 +176,22 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             raise InputError(f"{path} is wide-gamut BT.2020 video; sdr2hdr converts SDR BT.709 / BT.601 input only")
         tb = stream.time_base or Fraction(1, 90000)
         rate = stream.average_rate or stream.guessed_rate or None
-        dur: float | None = None
-        dur_is_stream = False
-        if stream.duration:
-            dur, dur_is_stream = float(stream.duration * tb), True
-        elif _parse_hms(stream.metadata.get("DURATION", "")) is not None:
-            dur, dur_is_stream = _parse_hms(stream.metadata["DURATION"]), True
-        elif container.duration and container.format.name not in ("mpegts", "mpeg", "h264", "hevc"):
-            dur = container.duration / 1e6
+        dur, dur_is_stream = _declared_duration(container, stream, Fraction(tb))
         start = float(stream.start_time * tb) if stream.start_time is not None else 0.0
+        truncated = truncated_by_index(container, stream, path)
+        if truncated and refuse_truncated:
+            raise truncated_error(path, truncated)
+        rotation, rotation_tag = _rotation(first)
+        interlaced = field_order(cc.field_order) or ("flagged" if first.interlaced_frame else None)
+        turned = rotation in (90, 270)
         return VideoInfo(
             path=path,
             container=container.format.name,
             codec=codec,
             stream_index=stream.index,
-            width=first.width,
-            height=first.height,
-            fmt=fmt,
+            width=first.height if turned else first.width,
+            height=first.width if turned else first.height,
+            fmt=replace(fmt, rotation=rotation),
             time_base=Fraction(tb),
             rate=Fraction(rate) if rate else None,
             start_time=start,
@@ -167,9 +203,47 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             primaries=fr.PRIMARIES_NAMES.get(first.color_primaries or cc.color_primaries, str(first.color_primaries)),
             audio=[(s.index, s.codec_context.name) for s in container.streams.audio],
             subtitles=[(s.index, s.codec_context.name if s.codec_context else "?") for s in container.streams.subtitles],
+            attached_pics=[(s.index, s.codec_context.name if s.codec_context else "?") for s in container.streams
+                           if s.type == "video" and s.disposition & av.stream.Disposition.attached_pic],
+            attachments=[(s.index, s.metadata.get("filename", "?")) for s in container.streams if s.type == "attachment"],
+            coded_size=(first.width, first.height),
+            rotation=rotation,
+            rotation_tag=rotation_tag,
+            interlaced=interlaced,
+            deinterlace=deinterlace == "on" or (deinterlace == "auto" and interlaced is not None),
+            deinterlace_only_flagged=deinterlace == "auto" and bool(first.interlaced_frame),
+            truncated_index=truncated,
         )
     finally:
         container.close()
+
+
+def _declared_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                       tb: Fraction) -> tuple[float | None, bool]:
+    """(the video's duration in seconds as the container declares it or None, whether it is the stream's own)."""
+    if stream.duration:
+        return float(stream.duration * tb), True
+    hms = _parse_hms(stream.metadata.get("DURATION", ""))
+    if hms is not None:
+        return hms, True
+    if container.duration and container.format.name not in ("mpegts", "mpeg", "h264", "hevc"):
+        return container.duration / 1e6, False
+    return None, False
+
+
+def _rotation(frame: av.VideoFrame) -> tuple[int, float]:
+    """(display rotation in whole quarter turns counter-clockwise as degrees 0..270, the tagged angle).
+
+    An angle that is not a multiple of 90 degrees (to 1 degree) is not applied (0).
+    """
+    try:
+        tag = float(frame.rotation or 0.0)
+    except (AttributeError, TypeError, ValueError):
+        return 0, 0.0
+    quarter = round(tag / 90.0)
+    if abs(tag - 90.0 * quarter) > 1.0:
+        return 0, tag
+    return (quarter % 4) * 90, tag
 
 
 def _sar(frame: av.VideoFrame, cc: av.video.codeccontext.VideoCodecContext) -> Fraction | None:

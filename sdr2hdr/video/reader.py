@@ -17,20 +17,34 @@ the declared video duration (Matroska/WebM track duration: by more than
 cut before their index cannot be opened at all (the probe refuses them).
 
 By default a truncated input is **refused** (:class:`~sdr2hdr.errors.InputError`,
-nothing written) once that is known, which for a cut Matroska or fast-start
-MP4 file is at its end; with ``allow_truncated=True`` what decodes is
+nothing written) once that is known: before the first frame when the
+container index shows it (a cut fast-start MP4 or Matroska file,
+:mod:`sdr2hdr.video.truncation`; ``convert`` refuses those in its probe),
+else at the end of the stream; with ``allow_truncated=True`` what decodes is
 converted and :attr:`FrameReader.warnings` says what was missing.
+
+Rotation and interlacing
+------------------------
+Frames keep their coded size here; their format carries the display
+rotation, which :func:`~sdr2hdr.video.frames.model_input` applies. Interlaced
+input is deinterlaced when the probe decided so (``info.deinterlace``, see
+:mod:`sdr2hdr.video.deinterlace`: one frame out per frame in, timestamps kept);
+:attr:`FrameReader.warnings` says what was done, or that interlaced frames
+were treated as progressive.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import av
 
 from sdr2hdr.errors import InputError
 from sdr2hdr.video import frames as fr
+from sdr2hdr.video.deinterlace import Deinterlacer
 from sdr2hdr.video.probe import VideoInfo, open_input
+from sdr2hdr.video.truncation import truncated_error
 
 
 class FrameReader:
@@ -45,6 +59,30 @@ class FrameReader:
         self.retimed = 0
         self.warnings: list[str] = []
         self.truncated: str | None = None
+        self.interlaced_frames = 0  # frames flagged interlaced that were not deinterlaced
+        self.deinterlaced = 0
+        if info.truncated_index and not allow_truncated:
+            raise truncated_error(info.path, info.truncated_index)
+
+    def _decoded(self, container: av.container.InputContainer, stream: av.stream.Stream) -> Iterator[av.VideoFrame]:
+        """The decoded frames, through bwdif when deinterlacing (flushed even when decoding fails)."""
+        if not self.info.deinterlace:
+            for frame in container.decode(stream):
+                self.interlaced_frames += bool(frame.interlaced_frame)
+                yield frame
+            return
+        parity = self.info.interlaced if self.info.interlaced in ("tff", "bff") else "auto"
+        deint = Deinterlacer(self.info.time_base, parity=parity, only_flagged=self.info.deinterlace_only_flagged)
+        failure: av.error.FFmpegError | None = None
+        try:
+            for frame in container.decode(stream):
+                yield from deint.push(frame)
+        except av.error.FFmpegError as exc:
+            failure = exc
+        yield from deint.flush()
+        self.deinterlaced = deint.frames
+        if failure is not None:
+            raise failure
 
     def __iter__(self) -> Iterator[fr.PlanarFrame]:
         info = self.info
@@ -64,7 +102,7 @@ class FrameReader:
             fmt = info.fmt
             error: str | None = None
             try:
-                for frame in container.decode(stream):
+                for frame in self._decoded(container, stream):
                     key = (frame.format.name, frame.width, frame.height, frame.colorspace, frame.color_range)
                     if key != fmt_key:
                         try:
@@ -72,12 +110,12 @@ class FrameReader:
                                                    fallback_range=fallback_rng)
                         except ValueError as exc:
                             raise InputError(f"{info.path}: frame {self.frames_read}: {exc}") from None
-                        if (new.width, new.height) != (info.width, info.height):
+                        if (new.width, new.height) != info.coded_size:
                             raise InputError(
                                 f"{info.path}: the picture size changes mid-stream at frame {self.frames_read} "
-                                f"({info.width}x{info.height} -> {new.width}x{new.height}); not supported"
+                                f"({info.coded_size[0]}x{info.coded_size[1]} -> {new.width}x{new.height}); not supported"
                             )
-                        fmt, fmt_key = new, key
+                        fmt, fmt_key = replace(new, rotation=info.rotation), key
                     pts = frame.pts
                     if pending is not None:
                         if pts is None or pts <= pending.pts:
@@ -109,6 +147,26 @@ class FrameReader:
             container.close()
         if self.retimed:
             self.warnings.append(f"{self.retimed} frame(s) had a missing or non-increasing timestamp and were re-timed")
+        self._picture_notes()
+
+    def _picture_notes(self) -> None:
+        """Warnings saying how the picture was turned or deinterlaced, or that interlacing was ignored."""
+        info = self.info
+        note = info.rotation_note()
+        if note:
+            self.warnings.append(note)
+        elif info.rotation_tag:
+            self.warnings.append(f"display rotation {info.rotation_tag:g}° is not a multiple of 90°; not applied")
+        order = f" ({info.interlaced})" if info.interlaced in ("tff", "bff") else ""
+        if info.deinterlace:
+            what = "interlaced" + order if info.interlaced else "not flagged interlaced; --deinterlace on"
+            self.warnings.append(f"deinterlaced with bwdif (send_frame: one frame per input frame, timestamps "
+                                 f"kept): {self.deinterlaced} frames; input {what}")
+        elif info.interlaced or self.interlaced_frames:
+            flagged = f"{self.interlaced_frames} of {self.frames_read} frames flagged interlaced" \
+                if self.interlaced_frames else "field order" + order
+            self.warnings.append(f"the input is interlaced ({flagged}) and was treated as progressive; "
+                                 "--deinterlace auto or on removes the combing")
 
     def _check_truncation(self) -> None:
         info, n = self.info, self.frames_read
@@ -128,8 +186,5 @@ class FrameReader:
         if self.truncated is None:
             return
         if not self.allow_truncated:
-            raise InputError(
-                f"{self.info.path} is truncated or damaged: {self.truncated}; nothing written "
-                "(--allow-truncated converts what decodes)"
-            )
+            raise truncated_error(self.info.path, self.truncated)
         self.warnings.append(f"input truncated or damaged, converted what decodes: {self.truncated}")

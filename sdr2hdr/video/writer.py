@@ -16,8 +16,14 @@ What is written
 * Video timestamps are the input's, in the input's time base, and each
   packet carries its frame's duration (variable frame rate is kept), within
   the output container's timestamp precision (Matroska: 1 ms). Nothing is
-  shifted: in Matroska a copied AAC stream keeps its priming packet before
-  zero (``avoid_negative_ts=disabled``); MP4/MOV express it with an edit list.
+  shifted but a start offset of the whole input (MPEG-TS starts at about
+  1.4 s), taken off every stream so the output starts at 0: in Matroska a
+  copied AAC stream keeps its priming packet before zero
+  (``avoid_negative_ts=disabled``); MP4/MOV express it with an edit list.
+* MP4/MOV are written fast-start (``movflags=+faststart``: the index before
+  the media data, so players can start before the whole file is there).
+* The title and other container tags, chapters, stream flags (default,
+  forced, ...) and cover art are kept (:mod:`sdr2hdr.video.metadata`).
 * Audio and subtitle packets are copied unchanged from the input and
   interleaved by time; a stream whose codec the output container cannot
   hold (e.g. SubRip in MP4, mov_text in Matroska) is left out and reported.
@@ -36,6 +42,7 @@ import numpy as np
 from sdr2hdr import color
 from sdr2hdr.errors import OutputError
 from sdr2hdr.video import frames as fr
+from sdr2hdr.video import metadata
 from sdr2hdr.video.probe import VideoInfo
 
 #: Containers we write, by file suffix.
@@ -52,10 +59,14 @@ DEFAULT_CRF = 16
 DEFAULT_PRESET = "medium"
 
 
-def master_display(mastering: str = "p3", peak_nits: float = 1000.0, min_nits: float = 0.0001) -> str:
-    """x265 ``master-display`` string: chromaticities in 0.00002 units, luminance in 0.0001 cd/m².
+def mastering_codes(mastering: str = "p3", peak_nits: float = 1000.0,
+                    min_nits: float = 0.0001) -> dict[str, tuple[int, ...]]:
+    """The SMPTE ST 2086 values as the HEVC SEI carries them (integers).
 
-    ``mastering`` is "p3" (P3-D65) or "bt2020".
+    Keys "red", "green", "blue", "white": (x, y) chromaticity in 0.00002 units;
+    "luminance": (max, min) in 0.0001 cd/m². ``mastering`` is "p3" (P3-D65) or
+    "bt2020". The SEI (:func:`master_display`) and the Matroska Colour element
+    (:mod:`sdr2hdr.video.mkvcolour`) are both written from these numbers.
     """
     if mastering not in MASTERING_PRIMARIES:
         raise ValueError(f"unknown mastering display {mastering!r} (choose from {', '.join(MASTERING_PRIMARIES)})")
@@ -63,10 +74,24 @@ def master_display(mastering: str = "p3", peak_nits: float = 1000.0, min_nits: f
         raise ValueError(f"mastering luminance out of range: peak {peak_nits}, min {min_nits} cd/m²")
     r, g, b, wp = color.PRIMARIES_XY[MASTERING_PRIMARIES[mastering]]
 
-    def xy(p: tuple[float, float]) -> str:
-        return f"({round(p[0] / 0.00002)},{round(p[1] / 0.00002)})"
+    def xy(p: tuple[float, float]) -> tuple[int, int]:
+        return round(p[0] / 0.00002), round(p[1] / 0.00002)
 
-    return f"G{xy(g)}B{xy(b)}R{xy(r)}WP{xy(wp)}L({round(peak_nits * 10000)},{round(min_nits * 10000)})"
+    return {"red": xy(r), "green": xy(g), "blue": xy(b), "white": xy(wp),
+            "luminance": (round(peak_nits * 10000), round(min_nits * 10000))}
+
+
+def master_display(mastering: str = "p3", peak_nits: float = 1000.0, min_nits: float = 0.0001) -> str:
+    """x265 ``master-display`` string: chromaticities in 0.00002 units, luminance in 0.0001 cd/m².
+
+    ``mastering`` is "p3" (P3-D65) or "bt2020".
+    """
+    c = mastering_codes(mastering, peak_nits, min_nits)
+
+    def xy(key: str) -> str:
+        return f"({c[key][0]},{c[key][1]})"
+
+    return f"G{xy('green')}B{xy('blue')}R{xy('red')}WP{xy('white')}L({c['luminance'][0]},{c['luminance'][1]})"
 
 
 def x265_params(
@@ -186,6 +211,8 @@ class HDR10Writer:
             if fmt in ("mp4", "mov") and self.tb.numerator == 1 and self.tb.denominator < 2**31:
                 # movie time scale = the video's, so the edit list / durations are exact (FFmpeg default: 1000)
                 copts["movie_timescale"] = str(self.tb.denominator)
+            if fmt in ("mp4", "mov"):
+                copts["movflags"] = "+faststart"  # moov before mdat: plays while it downloads
             self.out = av.open(str(path), mode="w", format=fmt, container_options=copts)
         except (av.error.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot write {path}: {' '.join(str(exc).split())}") from None
@@ -214,6 +241,10 @@ class HDR10Writer:
             self._pending_t: float | None = None
             self._packets = iter(())
             self._setup_copies(copy_audio, copy_subtitles)
+            self._kept = metadata.keep(self.out, fmt, info, stream, self._copy_map)
+            self.report.copied += self._kept.copied
+            self.report.dropped += self._kept.dropped
+            self._voff = round(self._kept.offset / self.tb)  # start offset in video ticks
         except BaseException:
             self.abort()
             raise
@@ -272,6 +303,7 @@ class HDR10Writer:
                     return
                 if pkt.size == 0:  # the flush packets demux() yields at the end
                     continue
+                metadata.shift(pkt, self._kept.offset)
                 ts = pkt.dts if pkt.dts is not None else pkt.pts
                 pkt_t = float(ts * pkt.time_base) if ts is not None and pkt.time_base else None
                 self._pending = pkt
@@ -280,6 +312,16 @@ class HDR10Writer:
                 return
             self._pending = None
             pkt.stream = self._copy_map[pkt.stream_index]
+            try:
+                self.out.mux(pkt)
+            except av.error.FFmpegError as exc:
+                raise _failed("writing", self.path, exc) from None
+
+    def _mux_covers(self) -> None:
+        """The cover art packets (MP4), before the first other packet."""
+        while self._kept.covers:
+            stream, pkt = self._kept.covers.pop(0)
+            pkt.stream = stream
             try:
                 self.out.mux(pkt)
             except av.error.FFmpegError as exc:
@@ -295,6 +337,7 @@ class HDR10Writer:
 
     def write(self, y: np.ndarray, cb: np.ndarray, cr: np.ndarray, *, pts: int, duration: int) -> None:
         """Encode one frame of 10-bit 4:2:0 planes with presentation time ``pts`` (input time base)."""
+        pts -= self._voff
         frame = fr.hdr10_frame(y, cb, cr)
         frame.pts = pts
         frame.time_base = self.tb
@@ -321,6 +364,7 @@ class HDR10Writer:
         if pkt.pts is not None:
             pkt.duration = self.durations.pop(pkt.pts, 0)
         ts = pkt.dts if pkt.dts is not None else pkt.pts
+        self._mux_covers()
         if ts is not None:
             self._mux_copies_until(float(ts * self.tb))
         try:

@@ -1,0 +1,138 @@
+"""Truncation a container's index shows before any frame is decoded.
+
+A file cut short (an interrupted download or copy) is normally only noticed
+when its frames run out (:class:`~sdr2hdr.video.reader.FrameReader`). Some
+containers say so up front, and then the conversion is refused before the
+model runs:
+
+* **MP4 / MOV** with the index (``moov``) first ("fast start"): the sample
+  table gives every video sample's byte offset and size; samples that end
+  past the end of the file are missing. (An MP4 cut before an index at its
+  end cannot be opened at all; the probe refuses it.)
+* **Matroska / WebM**: the Segment element's size (written by every muxer
+  that can seek back) or a SeekHead entry (the Cues, the Tags, ...) pointing
+  past the end of the file. Live-written files of unknown segment size
+  without a SeekHead are left to the end-of-stream check.
+
+Other containers (MPEG-TS, raw streams) carry no such index.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+
+from sdr2hdr.errors import InputError
+
+_EBML, _SEGMENT, _SEEKHEAD, _SEEK, _SEEK_ID, _SEEK_POS = 0x1A45DFA3, 0x18538067, 0x114D9B74, 0x4DBB, 0x53AB, 0x53AC
+_ELEMENT_NAMES = {0x1C53BB6B: "Cues", 0x1F43B675: "Cluster", 0x1254C367: "Tags", 0x1043A770: "Chapters",
+                  0x1941A469: "Attachments", 0x1654AE6B: "Tracks", 0x1549A966: "Info"}
+_HEAD_BYTES = 1 << 16
+
+
+def truncated_error(path: Path, reason: str) -> InputError:
+    """The one-line refusal of a truncated input (same words whenever it is found)."""
+    return InputError(f"{path} is truncated or damaged: {reason}; nothing written "
+                      "(--allow-truncated converts what decodes)")
+
+
+def truncated_by_index(container: av.container.InputContainer, stream: av.stream.Stream, path: Path) -> str | None:
+    """Why ``path`` is cut short according to its index, or None when the index says nothing."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    name = container.format.name
+    if "mp4" in name or "mov" in name:
+        return _mov_samples(stream, size)
+    if "matroska" in name or "webm" in name:
+        return _matroska(path, size)
+    return None
+
+
+def _mov_samples(stream: av.stream.Stream, size: int) -> str | None:
+    entries = stream.index_entries
+    total = len(entries)
+    inside, end = 0, 0
+    for e in entries:
+        stop = e.pos + e.size
+        end = max(end, stop)
+        inside += stop <= size
+    if total == 0 or inside == total:
+        return None
+    return (f"only {inside} of the {total} frames its index declares are in the file "
+            f"(the index points up to byte {end}, the file ends at {size})")
+
+
+def _read_id(buf: bytes, pos: int) -> tuple[int, int]:
+    """An EBML element ID (marker bits kept) at ``pos`` -> (id, next position)."""
+    first = buf[pos]
+    length = 1
+    while length <= 4 and not first & (0x80 >> (length - 1)):
+        length += 1
+    if length > 4 or pos + length > len(buf):
+        raise ValueError("bad EBML id")
+    return int.from_bytes(buf[pos : pos + length], "big"), pos + length
+
+
+def _read_size(buf: bytes, pos: int) -> tuple[int | None, int]:
+    """An EBML data size at ``pos`` -> (size, or None when "unknown", next position)."""
+    first = buf[pos]
+    length = 1
+    while length <= 8 and not first & (0x80 >> (length - 1)):
+        length += 1
+    if length > 8 or pos + length > len(buf):
+        raise ValueError("bad EBML size")
+    value = int.from_bytes(buf[pos : pos + length], "big") & ((1 << (7 * length)) - 1)
+    return (None if value == (1 << (7 * length)) - 1 else value), pos + length
+
+
+def _matroska(path: Path, size: int) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            buf = f.read(_HEAD_BYTES)
+        eid, pos = _read_id(buf, 0)
+        n, pos = _read_size(buf, pos)
+        if eid != _EBML or n is None:
+            return None
+        eid, pos = _read_id(buf, pos + n)
+        seg_size, start = _read_size(buf, pos)
+        if eid != _SEGMENT:
+            return None
+        if seg_size is not None and start + seg_size > size:
+            return f"its Matroska segment declares {start + seg_size} bytes, the file ends at {size}"
+        return _seekhead_past_end(buf, start, size)
+    except (ValueError, IndexError, OSError):
+        return None
+
+
+def _seekhead_past_end(buf: bytes, start: int, size: int) -> str | None:
+    """The first SeekHead entry (at the segment's start) that points past the end of the file, if any."""
+    eid, pos = _read_id(buf, start)
+    n, pos = _read_size(buf, pos)
+    if eid != _SEEKHEAD or n is None:
+        return None
+    end = min(pos + n, len(buf))
+    while pos < end:
+        eid, pos = _read_id(buf, pos)
+        n, pos = _read_size(buf, pos)
+        if n is None:
+            return None
+        if eid == _SEEK:
+            target, where, sub, sub_end = None, None, pos, pos + n
+            while sub < sub_end:
+                sid, sub = _read_id(buf, sub)
+                m, sub = _read_size(buf, sub)
+                if m is None:
+                    return None
+                if sid == _SEEK_ID:
+                    target = int.from_bytes(buf[sub : sub + m], "big")
+                elif sid == _SEEK_POS:
+                    where = int.from_bytes(buf[sub : sub + m], "big")
+                sub += m
+            if where is not None and start + where >= size:
+                what = _ELEMENT_NAMES.get(target or 0, "an element")
+                return f"its Matroska seek index puts the {what} at byte {start + where}, the file ends at {size}"
+        pos += n
+    return None
