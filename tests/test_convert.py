@@ -21,8 +21,8 @@ import pytest
 import torch
 
 import videos
+from videos import run_cli
 from sdr2hdr import pipeline
-from sdr2hdr.cli import main
 from sdr2hdr.models import JSInet
 from sdr2hdr.models.baselines import BT2408DirectMapping
 from sdr2hdr.video import frames as fr
@@ -59,15 +59,6 @@ def weights_x4(work: Path) -> Path:
 def clip_audio(work: Path) -> Path:
     return videos.make_clip(work / "in_audio.mp4", n=6, size=(32, 24), audio=True)
 
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def streams(path: Path) -> dict[str, list[dict]]:

@@ -28,8 +28,8 @@ import pytest
 import torch
 
 import videos
+from videos import run_cli
 from sdr2hdr import pipeline
-from sdr2hdr.cli import main
 from sdr2hdr.errors import Sdr2HdrError
 from sdr2hdr.models import JSInet
 from sdr2hdr.models.baselines import BT2408DirectMapping
@@ -53,15 +53,6 @@ def long_clip(work: Path) -> Path:
     """120 frames, 64x36: with --preset placebo it takes long enough to be interrupted mid-way."""
     return videos.make_clip(work / "long.mp4", n=120, size=(64, 36))
 
-
-def run_cli(args: list[object], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_error_line(err: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import videos
-from sdr2hdr.cli import main
+from videos import run_cli
 from sdr2hdr.video import mkvcolour
 
 pytestmark = pytest.mark.skipif(
@@ -42,15 +42,6 @@ def clip(work: Path) -> Path:
     """6 frames, 64x36, with an AAC track (so Tags hold two tracks' DURATION)."""
     return videos.make_clip(work / "clip.mp4", n=6, size=(64, 36), audio=True)
 
-
-def run_cli(args: list[object], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def mkv_colour(path: Path) -> dict[str, str]:

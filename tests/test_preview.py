@@ -21,8 +21,8 @@ import pytest
 import torch
 
 import videos
+from videos import run_cli
 from sdr2hdr import color, font5x7, preview
-from sdr2hdr.cli import main
 from sdr2hdr.models import JSInet
 from sdr2hdr.models.baselines import BT2408DirectMapping
 from sdr2hdr.outfile import process_umask
@@ -47,15 +47,6 @@ def clip(work: Path) -> Path:
     frames = [f * ramp for f in videos.scene(24, 64, 36)]
     return videos.make_clip(work / "clip.mp4", frames=frames, options={"g": "6", "bf": "0"})
 
-
-def run_cli(args: list[object], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def read_png(path: Path) -> np.ndarray:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -165,3 +166,16 @@ def decode_hdr10_planes(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
             cs.append(torch.stack([torch.from_numpy(fr._plane_array(f.planes[i], w // 2, h // 2, np.dtype(np.uint16))
                                                     .astype(np.int32)) for i in (1, 2)]))
     return torch.stack(ys), torch.stack(cs)
+
+
+def run_cli(args: list[object], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``sdr2hdr ARGS`` in-process: (exit code, stdout, stderr)."""
+    from sdr2hdr.cli import main
+
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
