@@ -108,6 +108,37 @@ def test_wrong_tensors_refused(tmp_path: Path, tiny_arch: None) -> None:
         zoo.load_model(str(p))
 
 
+def test_crafted_metadata_is_refused_before_building(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """scale=-2 for JSInet, scale 3 for a baseline, a peak outside 100..10000: one line each, never a traceback."""
+    from safetensors.torch import save_file
+
+    from sdr2hdr.cli import main
+
+    cases = [({"architecture": "jsinet", "scale": "-2"}, "scale x-2 is not supported"),
+             ({"architecture": "bt2408", "scale": "3"}, "scale x3 is not supported"),
+             ({"architecture": "jsinet", "scale": "2", "peak_nits": "1e9"}, "outside 100..10000"),
+             ({"architecture": "jsinet", "scale": "2", "peak_nits": "bright"}, "bad mastering peak")]
+    import videos
+
+    clip = videos.make_clip(tmp_path / "in.mp4", n=2, size=(32, 24))
+    for i, (meta, msg) in enumerate(cases):
+        p = tmp_path / f"crafted{i}.safetensors"
+        save_file({"x": torch.zeros(1)}, str(p), metadata=meta)
+        with pytest.raises(WeightsError, match=msg):
+            zoo.load(str(p))
+        with pytest.raises(SystemExit) as exc:
+            main(["convert", str(clip), str(tmp_path / "o.mkv"), "--model", str(p)])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.startswith("error: ") and msg in err and err.count("\n") == 1, err
+    assert sorted(f.name for f in tmp_path.iterdir() if f.suffix != ".safetensors") == ["in.mp4"]
+
+
+def test_duplicate_registry_names_are_refused() -> None:
+    entry = zoo.REGISTRY["bt2408-x2"]
+    with pytest.raises(ValueError, match="registered twice"):
+        zoo.register(entry)
+
+
 def test_unknown_and_missing_default_names() -> None:
     with pytest.raises(WeightsError, match="unknown model 'nope'"):
         zoo.load_model("nope")
