@@ -369,8 +369,8 @@ def test_scale_from_model_library(tmp_path: Path, clip: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tile_clip(work: Path) -> Path:
-    """2 frames, 16x16: a 2-pixel tile means 64 tiles a frame."""
-    return videos.make_clip(work / "tile.mp4", n=2, size=(16, 16))
+    """2 frames, 48x48. (With a 16x16 clip, a 32x32 output once failed to mux under load, a packet with a garbage dts: not understood yet.)"""
+    return videos.make_clip(work / "tile.mp4", n=2, size=(48, 48))
 
 
 @pytest.mark.parametrize(("model", "tile", "rf"), [("bt2408-x2", 1, 2), ("jsinet", 8, 34)])
@@ -379,7 +379,7 @@ def test_tile_raised_to_receptive_field(tile_clip: Path, tmp_path: Path, model: 
     s = pipeline.convert(tile_clip, tmp_path / "t.mkv", model=net, tile=tile,  # type: ignore[arg-type]
                          preset="ultrafast")
     assert any(f"--tile {tile}" in w and "receptive field" in w and f"using {rf}" in w for w in s.warnings), s.warnings
-    assert s.tile == (rf if rf < 16 else 0)  # 0: the raised tile covers the whole 16x16 frame
+    assert s.tile == rf  # the raised tile, smaller than the 48x48 frame
 
 
 # ------------------------------------------------------------------ 6. progress in a pipe
