@@ -65,26 +65,27 @@ def _mov_samples(stream: av.stream.Stream, size: int) -> str | None:
             f"(the index points up to byte {end}, the file ends at {size})")
 
 
-def _read_id(buf: bytes, pos: int) -> tuple[int, int]:
-    """An EBML element ID (marker bits kept) at ``pos`` -> (id, next position)."""
+def _vint(buf: bytes, pos: int, max_len: int, what: str) -> tuple[int, int]:
+    """An EBML variable-length integer at ``pos``, marker bits kept -> (raw value, its length in bytes)."""
     first = buf[pos]
     length = 1
-    while length <= 4 and not first & (0x80 >> (length - 1)):
+    while length <= max_len and not first & (0x80 >> (length - 1)):
         length += 1
-    if length > 4 or pos + length > len(buf):
-        raise ValueError("bad EBML id")
-    return int.from_bytes(buf[pos : pos + length], "big"), pos + length
+    if length > max_len or pos + length > len(buf):
+        raise ValueError(f"bad EBML {what}")
+    return int.from_bytes(buf[pos : pos + length], "big"), length
+
+
+def _read_id(buf: bytes, pos: int) -> tuple[int, int]:
+    """An EBML element ID (marker bits kept) at ``pos`` -> (id, next position)."""
+    raw, length = _vint(buf, pos, 4, "id")
+    return raw, pos + length
 
 
 def _read_size(buf: bytes, pos: int) -> tuple[int | None, int]:
     """An EBML data size at ``pos`` -> (size, or None when "unknown", next position)."""
-    first = buf[pos]
-    length = 1
-    while length <= 8 and not first & (0x80 >> (length - 1)):
-        length += 1
-    if length > 8 or pos + length > len(buf):
-        raise ValueError("bad EBML size")
-    value = int.from_bytes(buf[pos : pos + length], "big") & ((1 << (7 * length)) - 1)
+    raw, length = _vint(buf, pos, 8, "size")
+    value = raw & ((1 << (7 * length)) - 1)
     return (None if value == (1 << (7 * length)) - 1 else value), pos + length
 
 
