@@ -19,6 +19,7 @@ Other containers (MPEG-TS, raw streams) carry no such index.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -89,16 +90,31 @@ def _read_size(buf: bytes, pos: int) -> tuple[int | None, int]:
     return (None if value == (1 << (7 * length)) - 1 else value), pos + length
 
 
+def _header(buf: bytes, pos: int) -> tuple[int, int | None, int]:
+    """An element header at ``pos`` -> (id, data size or None when "unknown", position of its data)."""
+    eid, pos = _read_id(buf, pos)
+    n, pos = _read_size(buf, pos)
+    return eid, n, pos
+
+
+def _children(buf: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(id, size, data position) of the elements in ``buf[pos:end]``; an unknown size is a ValueError."""
+    while pos < end:
+        eid, n, pos = _header(buf, pos)
+        if n is None:
+            raise ValueError("unknown-size child element")
+        yield eid, n, pos
+        pos += n
+
+
 def _matroska(path: Path, size: int) -> str | None:
     try:
         with open(path, "rb") as f:
             buf = f.read(_HEAD_BYTES)
-        eid, pos = _read_id(buf, 0)
-        n, pos = _read_size(buf, pos)
+        eid, n, pos = _header(buf, 0)
         if eid != _EBML or n is None:
             return None
-        eid, pos = _read_id(buf, pos + n)
-        seg_size, start = _read_size(buf, pos)
+        eid, seg_size, start = _header(buf, pos + n)
         if eid != _SEGMENT:
             return None
         if seg_size is not None and start + seg_size > size:
@@ -109,31 +125,18 @@ def _matroska(path: Path, size: int) -> str | None:
 
 
 def _seekhead_past_end(buf: bytes, start: int, size: int) -> str | None:
-    """The first SeekHead entry (at the segment's start) that points past the end of the file, if any."""
-    eid, pos = _read_id(buf, start)
-    n, pos = _read_size(buf, pos)
+    """The first SeekHead entry (at the segment's start) that points past the end of the file, if any.
+
+    Raises ValueError for a malformed or unknown-size entry (the caller then trusts the file)."""
+    eid, n, pos = _header(buf, start)
     if eid != _SEEKHEAD or n is None:
         return None
-    end = min(pos + n, len(buf))
-    while pos < end:
-        eid, pos = _read_id(buf, pos)
-        n, pos = _read_size(buf, pos)
-        if n is None:
-            return None
-        if eid == _SEEK:
-            target, where, sub, sub_end = None, None, pos, pos + n
-            while sub < sub_end:
-                sid, sub = _read_id(buf, sub)
-                m, sub = _read_size(buf, sub)
-                if m is None:
-                    return None
-                if sid == _SEEK_ID:
-                    target = int.from_bytes(buf[sub : sub + m], "big")
-                elif sid == _SEEK_POS:
-                    where = int.from_bytes(buf[sub : sub + m], "big")
-                sub += m
-            if where is not None and start + where >= size:
-                what = _ELEMENT_NAMES.get(target or 0, "an element")
-                return f"its Matroska seek index puts the {what} at byte {start + where}, the file ends at {size}"
-        pos += n
+    for eid, n, data in _children(buf, pos, min(pos + n, len(buf))):
+        if eid != _SEEK:
+            continue
+        fields = {sid: int.from_bytes(buf[sub : sub + m], "big") for sid, m, sub in _children(buf, data, data + n)}
+        where = fields.get(_SEEK_POS)
+        if where is not None and start + where >= size:
+            what = _ELEMENT_NAMES.get(fields.get(_SEEK_ID) or 0, "an element")
+            return f"its Matroska seek index puts the {what} at byte {start + where}, the file ends at {size}"
     return None
