@@ -82,7 +82,7 @@ def _ieee_fp32() -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Precision:
-    """A resolved precision: ``name`` (fp32 / bf16 / fp16), the autocast ``dtype`` (None for fp32), and why."""
+    """A resolved precision: ``name`` (fp32 / bf16 / fp16), its compute ``dtype``, the device type, and why."""
 
     name: str
     device_type: str

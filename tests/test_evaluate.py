@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
+
+from videos import write_png
 
 from sdr2hdr import color
 from sdr2hdr.errors import InputError, Sdr2HdrError
@@ -85,13 +86,7 @@ def test_folder_frames_npy_and_png(tmp_path: Path) -> None:
     # 16-bit PNG of full-range R'G'B' (PQ, BT.2020), as ffmpeg -pix_fmt rgb48 writes.
     rgb = color.ycbcr_to_rgb(f0.double(), "bt2020", full_range=False, bits=10).clamp(0, 1)
     arr = np.round(np.moveaxis(rgb.numpy(), 0, -1) * 65535).astype(np.uint16)
-    with av.open(str(tmp_path / "f002.png"), "w") as c:
-        s = c.add_stream("png")
-        s.width, s.height, s.pix_fmt = arr.shape[1], arr.shape[0], "rgb48be"
-        for p in s.encode(av.VideoFrame.from_ndarray(arr, format="rgb48le")):
-            c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    write_png(tmp_path / "f002.png", arr, pix_fmt="rgb48be")
     (tmp_path / "notes.txt").write_text("ignored")
     frames = list(iter_folder(tmp_path))
     assert [i for i, _ in frames] == [0, 1, 2]

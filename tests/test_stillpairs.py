@@ -7,11 +7,12 @@ import json
 import math
 from pathlib import Path
 
-import av
 import numpy as np
 import OpenEXR
 import pytest
 import torch
+
+from videos import write_png
 
 from sdr2hdr import color
 from sdr2hdr.data.datasets import TrainPatches, collect_sources, split_scenes
@@ -24,16 +25,6 @@ from sdr2hdr.train import TrainConfig, stage1_lr, train
 NAMES = ["pairA", "pairB", "pairC", "pairD"]
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    with av.open(str(path), "w", format="image2") as out:
-        st = out.add_stream("png")
-        st.width, st.height, st.pix_fmt = rgb.shape[1], rgb.shape[0], "rgb24"
-        for pkt in st.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-            out.mux(pkt)
-        for pkt in st.encode():
-            out.mux(pkt)
-
-
 def _write_pairs(root: Path, h: int = 48, w: int = 64) -> None:
     """Pixel-aligned pairs: the SDR is a gradient, the HDR its BT.2408 mapping with highlights x4."""
     g = np.random.default_rng(0)
@@ -41,7 +32,7 @@ def _write_pairs(root: Path, h: int = 48, w: int = 64) -> None:
         d = root / n
         d.mkdir(parents=True)
         sig = np.clip(np.linspace(0.05, 1.0, w)[None, :, None] * (0.6 + 0.4 * g.random((h, 1, 3))), 0, 1)
-        _write_png(d / "sdr.png", np.round(sig * 255).astype(np.uint8))
+        write_png(d / "sdr.png", np.round(sig * 255).astype(np.uint8))
         lin = sig**2.4 * 203.0 * np.where(sig > 0.9, 4.0, 1.0)  # cd/m², BT.709 ~ BT.2020 for the test
         OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
                      {"RGB": lin.astype(np.float16)}).write(str(d / "hdr.exr"))
@@ -86,7 +77,7 @@ def test_pair_patch_is_the_real_sdr_signal_and_hdr_truth(tmp_path: Path) -> None
 
 def test_misaligned_pair_is_refused(tmp_path: Path) -> None:
     _write_pairs(tmp_path / "pairs")
-    _write_png(tmp_path / "pairs" / "pairB" / "sdr.png", np.zeros((40, 64, 3), np.uint8))
+    write_png(tmp_path / "pairs" / "pairB" / "sdr.png", np.zeros((40, 64, 3), np.uint8))
     with pytest.raises(InputError, match="pixel-aligned"):
         collect_sources([tmp_path / "pairs"], 2, hr_patch=16)
 

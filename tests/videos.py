@@ -179,3 +179,16 @@ def run_cli(args: list[object], capsys: pytest.CaptureFixture[str]) -> tuple[int
         code = int(exc.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def write_png(path: Path, rgb: np.ndarray, *, pix_fmt: str = "rgb24") -> Path:
+    """An ``H x W x 3`` array as a PNG (uint8 -> ``rgb24``; uint16 with ``pix_fmt="rgb48be"``), via PyAV."""
+    src_fmt = "rgb24" if rgb.dtype == np.uint8 else "rgb48le"
+    with av.open(str(path), "w", format="image2") as out:
+        st = out.add_stream("png")
+        st.width, st.height, st.pix_fmt = rgb.shape[1], rgb.shape[0], pix_fmt
+        for pkt in st.encode(av.VideoFrame.from_ndarray(rgb, format=src_fmt)):
+            out.mux(pkt)
+        for pkt in st.encode():
+            out.mux(pkt)
+    return path
