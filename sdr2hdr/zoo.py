@@ -151,6 +151,12 @@ def read_safetensors(path: Path, expected_sha256: str | None = None) -> tuple[di
 
     Raises :class:`WeightsError` for a missing, truncated, tampered or non-safetensors file.
     """
+    tensors, meta, _ = _read_weights(path, expected_sha256)
+    return tensors, meta
+
+
+def _read_weights(path: Path, expected_sha256: str | None) -> tuple[dict[str, torch.Tensor], dict[str, str], str]:
+    """:func:`read_safetensors` plus the file's sha256, from the one read of its bytes."""
     from safetensors import SafetensorError
     from safetensors.torch import load as st_load
 
@@ -158,8 +164,8 @@ def read_safetensors(path: Path, expected_sha256: str | None = None) -> tuple[di
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
     if expected_sha256 is not None:
-        digest = hashlib.sha256(data).hexdigest()
         if digest != expected_sha256:
             raise WeightsError(
                 f"weights file {path} fails its sha256 check (expected {expected_sha256[:12]}…, got {digest[:12]}…): "
@@ -171,7 +177,7 @@ def read_safetensors(path: Path, expected_sha256: str | None = None) -> tuple[di
         header = json.loads(data[8 : 8 + header_len])
     except (SafetensorError, ValueError, json.JSONDecodeError, OverflowError) as exc:
         raise WeightsError(f"{path} is not a valid safetensors file ({str(exc).splitlines()[0]})") from None
-    return tensors, dict(header.get("__metadata__") or {})
+    return tensors, dict(header.get("__metadata__") or {}), digest
 
 
 def save_weights(model: nn.Module, path: Path, *, architecture: str, scale: int, variant: str, **metadata: object) -> str:
@@ -271,7 +277,7 @@ def load(name_or_path: str, *, device: str | torch.device = "cpu", scale: int | 
         arch_scale, peak, variant = entry.scale, entry.peak_nits, entry.variant
     else:
         assert path is not None
-        tensors, meta = read_safetensors(path, entry.sha256 if entry else None)
+        tensors, meta, digest = _read_weights(path, entry.sha256 if entry else None)
         arch = meta.get("architecture")
         if arch not in ARCHITECTURES:
             raise WeightsError(f"{path}: metadata names no known architecture ({arch!r})")
@@ -286,7 +292,6 @@ def load(name_or_path: str, *, device: str | torch.device = "cpu", scale: int | 
             model.load_state_dict(tensors, strict=True)
         except RuntimeError as exc:
             raise WeightsError(f"{path}: tensors do not fit {arch} x{arch_scale} ({str(exc).splitlines()[0]})") from None
-        digest = entry.sha256 if entry and entry.sha256 else sha256_file(path)
     if scale is not None and arch_scale != scale:
         raise WeightsError(f"model {name_or_path} is x{arch_scale}, but --scale {scale} was asked for")
     return LoadedModel(
