@@ -121,6 +121,7 @@ class TrainConfig:
     schedule: str | None = None  # stage-1 lr: "step" (the paper's x0.1 at 80 % / 90 %) or "cosine"; default step
     init: str | None = None  # starting weights: stage 1 (warm restart), or stage 2 when stage is "jsigan"
     heldout: list[str] = field(default_factory=list)  # scenes held out besides the hash rule
+    real_share: float | None = None  # share of patches from real SDR/HDR pairs (default: by patch count)
     val_patches: int = 500
     val_interval: int = 1000
     val_batch: int = 16
@@ -141,7 +142,7 @@ class TrainConfig:
 
     #: Options that define the run: a resumed run takes them from the checkpoint.
     RUN_KEYS = ("stage", "scale", "steps", "epochs", "gan_steps", "gan_epochs", "batch_size", "seed", "hr_patch", "heldout_fraction",
-                "schedule", "precision")
+                "schedule", "precision", "real_share")
 
 
 @dataclass
@@ -610,7 +611,8 @@ class Trainer:
         )
         self.spec = spec
         self.trainset = {
-            st: TrainPatches(spec.train, scale=cfg.scale, seed=cfg.seed, hr_patch=cfg.hr_patch, degradation=cfg.degradation, stream=i)  # type: ignore[arg-type]
+            st: TrainPatches(spec.train, scale=cfg.scale, seed=cfg.seed, hr_patch=cfg.hr_patch, degradation=cfg.degradation, stream=i,  # type: ignore[arg-type]
+                             real_share=cfg.real_share)
             for i, st in enumerate(STAGES)
         }
         self.valset = None
@@ -669,6 +671,7 @@ class Trainer:
             "lr": cfg.lr if variant == "jsinet" else cfg.gan_lr, "degradation": cfg.degradation.to_dict(),
             "schedule": cfg.schedule if variant == "jsinet" else "paper", "precision": self.precision.name,
             "init": cfg.init or "", "data": [str(d) for d in cfg.data], "heldout_forced": list(cfg.heldout),
+            "real_share": "" if cfg.real_share is None else cfg.real_share,
         }
         save_weights(
             g, path, architecture="jsinet", scale=cfg.scale, variant=variant,  # type: ignore[arg-type]

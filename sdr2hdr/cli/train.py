@@ -33,6 +33,8 @@ import click
                    "with --stage jsigan, the JSInet to fine-tune.  [default: random init; JSI-GAN: OUT/jsinet-xS-best.safetensors]")
 @click.option("--heldout", "heldout", multiple=True, metavar="SCENE",
               help="Hold out this scene (file stem or pair folder name) besides the hash rule (repeatable).")
+@click.option("--real-share", type=click.FloatRange(0, 1), default=None,
+              help="Share of training patches drawn from real SDR/HDR pairs when synthesised scenes are trained too.  [default: by patch count]")
 @click.option("--val-patches", type=click.IntRange(min=0), default=500, show_default=True, help="Validation patches from held-out scenes.")
 @click.option("--val-interval", type=click.IntRange(min=1), default=1000, show_default=True, help="Validate every N steps.")
 @click.option("--ckpt-interval", type=click.IntRange(min=1), default=1000, show_default=True, help="Checkpoint every N steps.")
@@ -77,6 +79,7 @@ def train_cmd(**o: object) -> None:
         steps=o["steps"], epochs=o["epochs"], gan_steps=o["gan_steps"], gan_epochs=o["gan_epochs"],  # type: ignore[arg-type]
         batch_size=o["batch_size"], seed=o["seed"], hr_patch=o["hr_patch"],  # type: ignore[arg-type]
         lr=float(o["lr"]), gan_lr=float(o["gan_lr"]), init=o["init"], schedule=o["schedule"], heldout=list(o["heldout"]),  # type: ignore[arg-type]
+        real_share=o["real_share"],  # type: ignore[arg-type]
         val_patches=int(o["val_patches"]), val_interval=int(o["val_interval"]),  # type: ignore[call-overload]
         ckpt_interval=int(o["ckpt_interval"]), log_interval=int(o["log_interval"]),  # type: ignore[call-overload]
         workers=o["workers"], threads=o["threads"], device=str(o["device"]), precision=o["precision"], amp=bool(o["amp"]), channels_last=bool(o["channels_last"]),  # type: ignore[arg-type]

@@ -69,6 +69,8 @@ class Source:
 
     names: list[str] = field(default_factory=list)
     kind: str = ""
+    #: True for real SDR/HDR pairs (the SDR is what a camera or colourist made, not synthesised).
+    real: bool = False
 
     def weight(self, i: int, hr: int) -> float:
         """Patches scene ``i`` holds (non-overlapping HR patches); sampling weight."""

@@ -81,7 +81,7 @@ class StillPairSource(Source):
     """Real SDR/HDR pairs, decoded once and kept in memory (SDR uint8, HDR float16 cd/m²)."""
 
     def __init__(self, dirs: Sequence[Path]) -> None:
-        super().__init__(names=[Path(d).name for d in dirs], kind="real SDR/HDR pairs")
+        super().__init__(names=[Path(d).name for d in dirs], kind="real SDR/HDR pairs", real=True)
         self.dirs = [Path(d) for d in dirs]
         self.sdr: list[np.ndarray] = []
         self.hdr: list[np.ndarray] = []
