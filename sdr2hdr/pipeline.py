@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from sdr2hdr import outfile
+from sdr2hdr.device import resolve_device
 from sdr2hdr.errors import InputError, OutputError, Sdr2HdrError
 from sdr2hdr.passes import PassResult, run_pass
 from sdr2hdr.summary import ConvertSummary, Progress
@@ -62,28 +63,6 @@ from sdr2hdr.video.x265 import check_encoder
 __all__ = ["CLL_MODES", "ConvertSummary", "Progress", "check_output", "convert", "resolve_device"]
 
 CLL_MODES = ("unknown", "measure")
-
-
-def resolve_device(spec: str | torch.device | None) -> torch.device:
-    """"auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N"."""
-    if isinstance(spec, torch.device):
-        return spec
-    s = (spec or "auto").strip().lower()
-    if s == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if s == "cpu":
-        return torch.device("cpu")
-    if s == "cuda" or s.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise Sdr2HdrError(f"--device {spec}: CUDA is not available here (use --device cpu or auto)")
-        try:
-            dev = torch.device(s)
-        except (RuntimeError, ValueError):
-            raise Sdr2HdrError(f"bad --device {spec!r} (use auto, cpu, cuda or cuda:N)") from None
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise Sdr2HdrError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present")
-        return dev
-    raise Sdr2HdrError(f"bad --device {spec!r} (use auto, cpu, cuda or cuda:N)")
 
 
 def check_output(input_path: Path, output_path: Path, *, overwrite: bool) -> str:

@@ -288,7 +288,8 @@ def preview(
     ``scale`` / ``gan`` / ``device`` / ``precision`` / ``tile`` as for
     :func:`sdr2hdr.pipeline.convert`. Errors are one-line :class:`Sdr2HdrError`.
     """
-    from sdr2hdr.pipeline import _load, _runner, resolve_device
+    from sdr2hdr.device import resolve_device
+    from sdr2hdr.pipeline import _load, _runner
 
     in_path, out_path = Path(input), Path(output)
     if scale is not None and scale not in (2, 4):
