@@ -2,7 +2,7 @@
 
 Y'CbCr metrics (prediction, reference as ``3 x H x W`` or ``B x 3 x H x W`` numpy arrays
 or torch tensors holding BT.2020 PQ Y'CbCr planes as 10-bit code values / 1023; a batch
-returns the mean of the per-image scores): :func:`psnr`, :func:`ssim`, :func:`msssim`,
+returns the mean of the per-image scores): :func:`psnr` (per image: :func:`psnr_per_image`), :func:`ssim`, :func:`msssim`,
 :func:`mpsnr` (details and the no-exposure flag: :func:`mpsnr_details`).
 
 Perceptual HDR metric on absolute luminance (cd/m²): :func:`hdrvdp` (HDR-VDP 2.2.2 Q).
@@ -16,7 +16,7 @@ from typing import Callable
 
 from .hdrvdp import PPD_4K_30IN_1P5M, HDRVDPResult, hdrvdp
 from .mpsnr import MPSNRResult, mpsnr, mpsnr_details
-from .psnr import psnr
+from .psnr import psnr, psnr_per_image
 from .ssim import msssim, ssim
 
 #: The four Y'CbCr metrics by name: ``METRICS[name](pred, ref) -> float``.
@@ -37,5 +37,6 @@ __all__ = [
     "mpsnr_details",
     "msssim",
     "psnr",
+    "psnr_per_image",
     "ssim",
 ]

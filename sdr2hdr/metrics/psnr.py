@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from ._common import ArrayLike, as_image_batch
+
+
+def _mse(pred: ArrayLike, ref: ArrayLike) -> torch.Tensor:
+    """Per-image MSE over all planes (``B``, float64, on the prediction's device)."""
+    p, r = as_image_batch(pred, ref, "psnr")
+    return ((p - r) ** 2).mean(dim=(1, 2, 3))
+
+
+def psnr_per_image(pred: ArrayLike, ref: ArrayLike) -> torch.Tensor:
+    """:func:`psnr` of each image of a batch: a float64 tensor of ``B`` values (``inf`` where identical),
+    on the prediction's device (training's validation PSNR is their mean over the validation patches)."""
+    return -10.0 * torch.log10(_mse(pred, ref))
 
 
 def psnr(pred: ArrayLike, ref: ArrayLike) -> float:
@@ -21,7 +35,5 @@ def psnr(pred: ArrayLike, ref: ArrayLike) -> float:
         planes, computed in float64; ``inf`` when the images are identical. For a
         batch, the mean of the per-image PSNRs (``inf`` if any image is identical).
     """
-    p, r = as_image_batch(pred, ref, "psnr")
-    mse = ((p - r) ** 2).mean(dim=(1, 2, 3))
-    values = [math.inf if m == 0.0 else -10.0 * math.log10(m) for m in mse.tolist()]
+    values = [math.inf if m == 0.0 else -10.0 * math.log10(m) for m in _mse(pred, ref).tolist()]
     return sum(values) / len(values)
