@@ -35,7 +35,8 @@ sys.path.insert(0, str(REPO))
 
 from sdr2hdr.data.datasets import StepBatchSampler, TrainPatches, collect_sources  # noqa: E402
 from sdr2hdr.models import Discriminator, JSInet  # noqa: E402
-from sdr2hdr.train import _ignore_signals_in_worker, jsigan_step, jsinet_step  # noqa: E402
+from sdr2hdr.training.batches import ignore_signals_in_worker  # noqa: E402
+from sdr2hdr.training.steps import jsigan_step, jsinet_step  # noqa: E402
 
 
 def _sync(dev: torch.device) -> None:
@@ -44,7 +45,7 @@ def _sync(dev: torch.device) -> None:
 
 
 def _loader(ds: TrainPatches, start: int, n: int, batch: int, workers: int, cuda: bool) -> torch.utils.data.DataLoader:
-    kw = {"worker_init_fn": _ignore_signals_in_worker, "prefetch_factor": 4} if workers > 0 else {}
+    kw = {"worker_init_fn": ignore_signals_in_worker, "prefetch_factor": 4} if workers > 0 else {}
     return torch.utils.data.DataLoader(ds, batch_sampler=StepBatchSampler(start, start + n, batch), num_workers=workers, pin_memory=cuda, **kw)
 
 

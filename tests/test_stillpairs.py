@@ -20,7 +20,7 @@ from sdr2hdr.data.mat import MatPatches
 from sdr2hdr.data.stillpairs import StillPairSource, read_png_rgb, still_pair_frame
 from sdr2hdr.data.testset import write_testset
 from sdr2hdr.errors import InputError
-from sdr2hdr.train import TrainConfig, stage1_lr, train
+from sdr2hdr.training import TrainConfig, stage1_lr, train
 
 NAMES = ["pairA", "pairB", "pairC", "pairD"]
 
