@@ -36,6 +36,7 @@ class Dist:
         return self.rank == 0
 
     def barrier(self) -> None:
+        """Wait for every process."""
         if self.enabled:
             torch.distributed.barrier()
 

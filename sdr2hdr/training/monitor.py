@@ -30,6 +30,7 @@ class Logger:
         self._f.flush()
 
     def close(self) -> None:
+        """Close the file (idempotent)."""
         if self._f is not None:
             self._f.close()
             self._f = None
@@ -53,6 +54,7 @@ class StepMeter:
                 self.sums[k] = self.sums.get(k, 0.0) + v
 
     def reset(self, t: float) -> None:
+        """Start the next log interval at time ``t`` (``time.perf_counter``)."""
         self.t_last, self.steps, self.wait, self.sums = t, 0, 0.0, {}
 
 
@@ -78,9 +80,11 @@ class ProgressBar:
 
     @property
     def enabled(self) -> bool:
+        """Whether a bar is shown."""
         return self._p is not None
 
     def update(self, step: int, info: str | None = None) -> None:
+        """Move to ``step``; ``info`` replaces the text after the bar."""
         if self._p is not None:
             if info is None:
                 self._p.update(self._task, completed=step)
@@ -88,10 +92,12 @@ class ProgressBar:
                 self._p.update(self._task, completed=step, info=info)
 
     def print(self, text: str) -> None:
+        """A line above the bar."""
         if self._p is not None:
             self._p.console.print(text)
 
     def stop(self) -> None:
+        """Leave the bar as it is on screen."""
         if self._p is not None:
             self._p.stop()
 

@@ -254,6 +254,7 @@ class Trainer:
         return float(torch.cat(vals).mean())
 
     def _save_weights(self, g: nn.Module, variant: str, which: str, step: int, val: float | None) -> None:
+        """``OUT/{variant}-xS-{which}.safetensors``, recorded in the result's files."""
         self.files[f"{variant}-{which}"] = save_run_weights(
             g, self.out, self.cfg, variant=variant, which=which, step=step, val=val, precision=self.precision.name,
             trained_on=self.spec.describe(), heldout=self.spec.heldout)
