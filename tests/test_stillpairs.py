@@ -17,6 +17,7 @@ from videos import write_png
 from sdr2hdr import color
 from sdr2hdr.data.datasets import TrainPatches, collect_sources, split_scenes
 from sdr2hdr.data.mat import MatPatches
+from sdr2hdr.data.sources import Source
 from sdr2hdr.data.stillpairs import StillPairSource, read_png_rgb, still_pair_frame
 from sdr2hdr.data.testset import write_testset
 from sdr2hdr.errors import InputError
@@ -123,3 +124,26 @@ def test_init_warm_restart_starts_from_the_weights(tmp_path: Path) -> None:
     assert recipe["init"] == str(src) and recipe["schedule"] == "cosine" and recipe["precision"] == "fp32"
     events = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert any(e["event"] == "init" and e["stage"] == "jsinet" for e in events)
+
+
+class _Synthetic(Source):
+    """A stand-in for synthesised scenes: all-zero patches, 3x the pairs' patch count."""
+
+    def __init__(self) -> None:
+        super().__init__(names=["flat"], kind="flat", real=False)
+
+    def weight(self, i: int, hr: int) -> float:
+        return 3.0 * len(NAMES) * (48 // hr) * (64 // hr)
+
+    def patch(self, i, rng, hr, scale, deg):  # noqa: ANN001, ANN201
+        return np.zeros((3, hr // scale, hr // scale), np.uint8), np.zeros((3, hr, hr), np.int16)
+
+
+@pytest.mark.parametrize("share, expected", [(None, 0.25), (0.8, 0.8), (1.0, 1.0)])
+def test_real_share_sets_the_share_of_patches_from_real_pairs(tmp_path: Path, share: float | None, expected: float) -> None:
+    _write_pairs(tmp_path / "pairs")
+    pairs = StillPairSource([tmp_path / "pairs" / n for n in NAMES])
+    ds = TrainPatches([pairs, _Synthetic()], scale=2, seed=0, hr_patch=16, real_share=share)
+    real = [bool(ds[g][0].any()) for g in range(400)]  # the pairs' SDR is never all zero
+    assert abs(np.mean(real) - expected) < 0.06
+    assert ds.epoch_size == 4 * len(NAMES) * 3 * 4  # an epoch is still counted in patches, whatever the mix
