@@ -185,18 +185,13 @@ def save_weights(model: nn.Module, path: Path, *, architecture: str, scale: int,
 
     Extra metadata values are stored as strings (dicts/lists as JSON).
     """
-    from safetensors.torch import save_file
-
     meta = {"architecture": architecture, "scale": str(scale), "variant": variant, "format": "sdr2hdr-weights-1"}
     for k, v in metadata.items():
         meta[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    os.replace(tmp, path)
-    return sha256_file(path)
+    return _write_safetensors(state, path, meta)
 
 
 def resolve(name_or_path: str) -> tuple[ModelEntry | None, Path | None]:
@@ -311,18 +306,28 @@ def export_weights(src: Path, dst: Path, *, dtype: str = "fp16", **metadata: obj
     The shipped files are fp16 (half the size) where that changes the output by at most
     0.01 dB on the test sets; models always compute with fp32 master weights.
     """
-    from safetensors.torch import save_file
-
     tensors, meta = read_safetensors(Path(src))
     dt = {"fp16": torch.float16, "fp32": torch.float32}[dtype]
     for k, v in metadata.items():
         meta[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
     meta["stored_dtype"] = dtype
-    dst = Path(dst)
-    tmp = dst.with_name(dst.name + ".tmp")
-    save_file({k: v.to(dt).contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
-    os.replace(tmp, dst)
-    return sha256_file(dst)
+    return _write_safetensors({k: v.to(dt).contiguous() for k, v in tensors.items()}, Path(dst), meta)
+
+
+def _write_safetensors(tensors: dict[str, torch.Tensor], path: Path, meta: dict[str, str]) -> str:
+    """Write ``path`` atomically (temporary file + rename), mode ``0o666 & ~umask``; return its sha256.
+
+    safetensors creates its file 0600, which media servers and other users cannot read.
+    """
+    from safetensors.torch import save_file
+
+    from sdr2hdr.outfile import final_mode
+
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.chmod(tmp, final_mode(path))
+    os.replace(tmp, path)
+    return sha256_file(path)
 
 
 def missing_weights_message(name: str) -> str:

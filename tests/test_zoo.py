@@ -54,6 +54,21 @@ def test_save_load_roundtrip_by_path(saved: tuple[Path, str, Tiny]) -> None:
     assert json.loads(meta["recipe"]) == {"steps": 3}
 
 
+def test_weights_files_follow_the_umask(saved: tuple[Path, str, Tiny], tmp_path: Path) -> None:
+    """safetensors alone creates 0600 files: a media server or another user could not read them."""
+    import os
+    import stat
+
+    from sdr2hdr.outfile import process_umask
+
+    path, _, _ = saved
+    fp16 = tmp_path / "fp16.safetensors"
+    zoo.export_weights(path, fp16, dtype="fp16")
+    for p in (path, fp16):
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o666 & ~process_umask()
+    assert not list(tmp_path.glob("*.tmp"))
+
+
 def test_registered_entry_verifies_sha256(saved: tuple[Path, str, Tiny], monkeypatch: pytest.MonkeyPatch) -> None:
     path, digest, _ = saved
     monkeypatch.setenv("SDR2HDR_WEIGHTS", str(path.parent))
