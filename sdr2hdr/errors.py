@@ -1,6 +1,9 @@
-"""The one exception type the CLI turns into a one-line error and a non-zero exit."""
+"""The exception types the CLI turns into a one-line error and a non-zero exit, and
+:func:`one_line`, which makes any exception's message fit in one."""
 
 from __future__ import annotations
+
+__all__ = ["DiskFullError", "InputError", "OutputError", "Sdr2HdrError", "WeightsError", "one_line"]
 
 
 class Sdr2HdrError(Exception):
@@ -27,3 +30,12 @@ class DiskFullError(OutputError):
 
 class WeightsError(Sdr2HdrError):
     """Model weights are missing, truncated, tampered with, or incompatible."""
+
+
+def one_line(exc: BaseException | str) -> str:
+    """``exc``'s message fit for a one-line error: its first non-blank line, runs of whitespace
+    collapsed to one space; an exception with no message gives its type name (``KeyError``)."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            return " ".join(line.split())
+    return type(exc).__name__ if isinstance(exc, BaseException) else ""

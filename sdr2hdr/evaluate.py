@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from sdr2hdr import color
-from sdr2hdr.errors import InputError, Sdr2HdrError
+from sdr2hdr.errors import InputError, Sdr2HdrError, one_line
 from sdr2hdr.metrics import METRICS, PPD_4K_30IN_1P5M, hdrvdp
 
 #: Metric names accepted by ``--metrics``; hdrvdp is opt-in (slow).
@@ -100,7 +100,7 @@ def frame_metrics(
             else:
                 out[name] = float(METRICS[name](pred, ref))
         except ValueError as exc:  # e.g. msssim on frames under 176x176
-            raise InputError(f"{name}: {str(exc).splitlines()[0]}") from None
+            raise InputError(f"{name}: {one_line(exc)}") from None
     return out
 
 
@@ -162,7 +162,7 @@ def _read_frame_file(path: Path) -> torch.Tensor:
             frame = next(c.decode(video=0))
             rgb = frame.to_ndarray(format="rgb48le").astype(np.float32) / 65535.0
     except (av.error.FFmpegError, StopIteration, OSError) as exc:
-        raise InputError(f"cannot read frame {path} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise InputError(f"cannot read frame {path} ({one_line(exc)})") from None
     t = torch.from_numpy(np.moveaxis(rgb, -1, 0).copy())
     return color.rgb_to_ycbcr(t, "bt2020", full_range=False, bits=10)
 
@@ -275,7 +275,7 @@ def iter_hdr10_video(path: Path, select: FrameSelection | None = None) -> Iterat
                 if select.done(i):
                     return
         except av.error.FFmpegError as exc:
-            raise InputError(f"{path}: decoding failed after {i + 1} frames ({' '.join(str(exc).split())})") from None
+            raise InputError(f"{path}: decoding failed after {i + 1} frames ({one_line(exc)})") from None
         if i < 0:
             raise InputError(f"{path}: no video frame could be decoded")
     finally:

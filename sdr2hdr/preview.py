@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from sdr2hdr import color, font5x7, outfile
-from sdr2hdr.errors import InputError, OutputError, Sdr2HdrError
+from sdr2hdr.errors import InputError, OutputError, Sdr2HdrError, one_line
 from sdr2hdr.video import frames as fr
 from sdr2hdr.video.probe import VideoInfo, open_input, probe
 
@@ -160,7 +160,7 @@ def _decode_from(info: VideoInfo, target: Fraction, seek: bool) -> tuple[fr.Plan
                 last = t
         except av.error.FFmpegError as exc:
             raise InputError(f"{info.path}: decoding stopped before {float(target):.3f} s "
-                             f"({' '.join(str(exc).split())})") from None
+                             f"({one_line(exc)})") from None
     return None, last, False
 
 

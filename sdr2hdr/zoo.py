@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sdr2hdr.errors import WeightsError
+from sdr2hdr.errors import WeightsError, one_line
 
 #: Mastering peak assumed for weights that record none (the training default, cd/m²).
 DEFAULT_PEAK_NITS = 1000.0
@@ -176,7 +176,7 @@ def _read_weights(path: Path, expected_sha256: str | None) -> tuple[dict[str, to
         header_len = int.from_bytes(data[:8], "little")
         header = json.loads(data[8 : 8 + header_len])
     except (SafetensorError, ValueError, json.JSONDecodeError, OverflowError) as exc:
-        raise WeightsError(f"{path} is not a valid safetensors file ({str(exc).splitlines()[0]})") from None
+        raise WeightsError(f"{path} is not a valid safetensors file ({one_line(exc)})") from None
     return tensors, dict(header.get("__metadata__") or {}), digest
 
 
@@ -286,7 +286,7 @@ def load(name_or_path: str, *, device: str | torch.device = "cpu", scale: int | 
         try:
             model.load_state_dict(tensors, strict=True)
         except RuntimeError as exc:
-            raise WeightsError(f"{path}: tensors do not fit {arch} x{arch_scale} ({str(exc).splitlines()[0]})") from None
+            raise WeightsError(f"{path}: tensors do not fit {arch} x{arch_scale} ({one_line(exc)})") from None
     if scale is not None and arch_scale != scale:
         raise WeightsError(f"model {name_or_path} is x{arch_scale}, but --scale {scale} was asked for")
     return LoadedModel(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sdr2hdr.errors import InputError
+from sdr2hdr.errors import InputError, one_line
 
 __all__ = ["read_exr", "EXR_SUFFIXES"]
 
@@ -59,8 +59,7 @@ def read_exr(path: str | Path, dtype: type = np.float16) -> np.ndarray:
         with OpenEXR.File(str(path)) as f:
             channels = {name: ch.pixels for name, ch in f.channels().items()}
     except Exception as exc:  # noqa: BLE001 - the binding raises plain Exceptions
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: cannot decode this OpenEXR file ({msg})") from None
+        raise InputError(f"{path}: cannot decode this OpenEXR file ({one_line(exc)})") from None
     rgb = _pick_rgb(channels, path)
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise InputError(f"{path}: unexpected OpenEXR image shape {rgb.shape}")

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from sdr2hdr import color
-from sdr2hdr.errors import InputError
+from sdr2hdr.errors import InputError, one_line
 
 __all__ = ["VIDEO_SUFFIXES", "VideoInfo", "VideoFrames", "probe", "decode_frames", "planes_to_ycbcr", "hdr_to_display"]
 
@@ -74,7 +74,7 @@ def _open(path: Path):  # noqa: ANN202
     try:
         c = av.open(str(path))
     except Exception as exc:  # noqa: BLE001 - PyAV raises many types
-        raise InputError(f"{path}: cannot open this video ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise InputError(f"{path}: cannot open this video ({one_line(exc)})") from None
     if not c.streams.video:
         c.close()
         raise InputError(f"{path}: has no video stream")
@@ -109,7 +109,7 @@ def probe(path: str | Path) -> VideoInfo:
         try:
             first = next(c.decode(s), None)
         except Exception as exc:  # noqa: BLE001
-            raise InputError(f"{path}: cannot decode this video ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+            raise InputError(f"{path}: cannot decode this video ({one_line(exc)})") from None
         if first is None:
             raise InputError(f"{path}: the video has no decodable frames")
         return _info_from(path, s, first)
@@ -174,7 +174,7 @@ def decode_frames(path: str | Path, max_frames: int | None = 48, *, require_hdr:
             raise
         except Exception as exc:  # noqa: BLE001
             if not ys:
-                raise InputError(f"{path}: cannot decode this video ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+                raise InputError(f"{path}: cannot decode this video ({one_line(exc)})") from None
         if info is None or not ys:
             raise InputError(f"{path}: the video has no decodable frames")
         bits = 10 if info.bits > 8 else 8

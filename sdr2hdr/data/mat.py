@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sdr2hdr.errors import InputError
+from sdr2hdr.errors import InputError, one_line
 
 __all__ = ["MatPatches", "find_mat_pair", "write_authors_mat", "SDR_KEY", "HDR_KEY", "TEST_KEYS"]
 
@@ -43,7 +43,7 @@ def mat_keys(path: Path) -> list[str]:
             return [k for k in f.keys() if not k.startswith("#")]
     except (OSError, ValueError) as exc:
         raise InputError(
-            f"{path}: not a readable MATLAB v7.3 (HDF5) file ({str(exc).splitlines()[0]}); "
+            f"{path}: not a readable MATLAB v7.3 (HDF5) file ({one_line(exc)}); "
             "re-save it with save(..., '-v7.3')"
         ) from None
 
@@ -86,7 +86,7 @@ class MatPatches:
         try:
             a = self._ds()[int(i)]  # C x W x H
         except (OSError, ValueError, KeyError) as exc:
-            raise InputError(f"{self.path}: cannot read patch {i} of {self.key!r} ({str(exc).splitlines()[0]})") from None
+            raise InputError(f"{self.path}: cannot read patch {i} of {self.key!r} ({one_line(exc)})") from None
         return np.ascontiguousarray(np.swapaxes(a, 1, 2)).astype(np.float32)
 
     def __getstate__(self) -> dict:

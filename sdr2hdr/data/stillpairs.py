@@ -39,7 +39,7 @@ from sdr2hdr.data import degrade
 from sdr2hdr.data.degrade import Degradation
 from sdr2hdr.data.exr import read_exr
 from sdr2hdr.data.sources import Source, _codes, _crop_flip_rng, _flip, single_thread
-from sdr2hdr.errors import InputError
+from sdr2hdr.errors import InputError, one_line
 
 __all__ = ["SDR_FILE", "HDR_FILE", "is_pair_dir", "read_png_rgb", "StillPairSource", "still_pair_frame"]
 
@@ -61,7 +61,7 @@ def read_png_rgb(path: str | Path) -> np.ndarray:
             frame = next(f.decode(video=0))
             return np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
     except (OSError, StopIteration, av.error.FFmpegError) as exc:
-        raise InputError(f"{path}: cannot read this PNG ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise InputError(f"{path}: cannot read this PNG ({one_line(exc)})") from None
 
 
 def _sdr_signal(rgb8: np.ndarray) -> torch.Tensor:

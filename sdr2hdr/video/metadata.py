@@ -30,6 +30,7 @@ from fractions import Fraction
 
 import av
 
+from sdr2hdr.errors import one_line
 from sdr2hdr.video.probe import VideoInfo
 
 #: Container tags that describe the old file, not the content.
@@ -140,7 +141,7 @@ def _cover(src: av.container.InputContainer, out: av.container.OutputContainer, 
         o = out.add_stream_from_template(s)
         o.disposition = int(av.stream.Disposition.attached_pic)
     except (av.error.FFmpegError, ValueError, TypeError) as exc:
-        kept.dropped.append(f"{label}: {' '.join(str(exc).split())}")
+        kept.dropped.append(f"{label}: {one_line(exc)}")
         return
     kept.covers.append((o, pkt))
     kept.copied.append(label)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import av
 
-from sdr2hdr.errors import InputError, Sdr2HdrError
+from sdr2hdr.errors import InputError, Sdr2HdrError, one_line
 from sdr2hdr.video import frames as fr
 from sdr2hdr.video.deinterlace import MODES as DEINTERLACE_MODES
 from sdr2hdr.video.deinterlace import field_order
@@ -133,12 +133,8 @@ def open_input(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path), mode="r")
     except av.error.FFmpegError as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise InputError(f"{path} is not a video file FFmpeg can read ({_one_line(reason)}); truncated or not a video?") from None
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+        reason = one_line(getattr(exc, "strerror", None) or exc)
+        raise InputError(f"{path} is not a video file FFmpeg can read ({reason}); truncated or not a video?") from None
 
 
 def probe(path: str | os.PathLike[str], *, deinterlace: str = "auto", refuse_truncated: bool = False) -> VideoInfo:
@@ -163,7 +159,7 @@ def probe(path: str | os.PathLike[str], *, deinterlace: str = "auto", refuse_tru
             for first in container.decode(stream):
                 break
         except av.error.FFmpegError as exc:
-            raise InputError(f"{path}: the first video frame cannot be decoded ({_one_line(exc)})") from None
+            raise InputError(f"{path}: the first video frame cannot be decoded ({one_line(exc)})") from None
         if first is None:
             raise InputError(f"{path}: its video stream has no decodable frame (empty or damaged)")
         _refuse_hdr(path, cc, first)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from sdr2hdr import outfile
-from sdr2hdr.errors import OutputError
+from sdr2hdr.errors import OutputError, one_line
 from sdr2hdr.video import frames as fr
 
 # 5x7 bitmap font, rows top to bottom, MSB = leftmost of 5 columns.
@@ -120,7 +120,7 @@ def encode_sdr(
     try:
         out = av.open(str(path), mode="w", format=container_format)
     except (av.error.FFmpegError, OSError) as exc:
-        raise OutputError(f"cannot write {path}: {' '.join(str(exc).split())}") from None
+        raise OutputError(f"cannot write {path}: {one_line(exc)}") from None
     n = 0
     try:
         vs = None

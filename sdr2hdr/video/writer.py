@@ -40,7 +40,7 @@ import av
 import numpy as np
 
 from sdr2hdr import color
-from sdr2hdr.errors import OutputError
+from sdr2hdr.errors import OutputError, one_line
 from sdr2hdr.video import frames as fr
 from sdr2hdr.video import metadata
 from sdr2hdr.video.probe import VideoInfo
@@ -161,7 +161,7 @@ def _failed(doing: str, path: Path, exc: av.error.FFmpegError) -> Exception:
     """A one-line :class:`OutputError`; a full disk stays the OSError it is, for the caller to report."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return exc
-    return OutputError(f"{doing} {path} failed: {' '.join(str(exc).split())}")
+    return OutputError(f"{doing} {path} failed: {one_line(exc)}")
 
 
 @dataclass
@@ -215,7 +215,7 @@ class HDR10Writer:
                 copts["movflags"] = "+faststart"  # moov before mdat: plays while it downloads
             self.out = av.open(str(path), mode="w", format=fmt, container_options=copts)
         except (av.error.FFmpegError, OSError) as exc:
-            raise OutputError(f"cannot write {path}: {' '.join(str(exc).split())}") from None
+            raise OutputError(f"cannot write {path}: {one_line(exc)}") from None
         try:
             rate = info.rate if info.rate and info.rate > 0 else Fraction(25)
             stream = self.out.add_stream("libx265", rate=rate)
@@ -270,7 +270,7 @@ class HDR10Writer:
             try:
                 o = self.out.add_stream_from_template(s)
             except (av.error.FFmpegError, ValueError) as exc:
-                self.report.dropped.append(f"{label}: {' '.join(str(exc).split())}")
+                self.report.dropped.append(f"{label}: {one_line(exc)}")
                 continue
             for k, v in s.metadata.items():
                 if k.upper() not in ("DURATION", "ENCODER", "NUMBER_OF_FRAMES", "NUMBER_OF_BYTES", "_STATISTICS_TAGS",

@@ -31,6 +31,7 @@ from typing import IO
 import av
 import av.logging
 
+from sdr2hdr.errors import one_line
 from sdr2hdr.video.frames import HDR10_PIX_FMT
 
 _UNKNOWN = re.compile(r"Unknown option: (.*?)\.?$")
@@ -101,5 +102,5 @@ def check_encoder(params: str, *, width: int, height: int, crf: float, preset: s
         if m := _INVALID.match(text):
             raise ValueError(f"--x265-params: x265 refuses {m.group(1)}={m.group(2)} (invalid value)")
     if failure is not None:
-        reasons = reasons or [" ".join(str(failure).split())]
+        reasons = reasons or [one_line(failure)]
         raise ValueError(f"--x265-params: libx265 cannot start with these settings ({'; '.join(reasons)})")
