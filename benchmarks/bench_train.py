@@ -33,7 +33,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sdr2hdr.data.datasets import StepBatchSampler, TrainPatches, collect_sources  # noqa: E402
+from sdr2hdr.data.collect import collect_sources  # noqa: E402
+from sdr2hdr.data.patches import StepBatchSampler, TrainPatches  # noqa: E402
 from sdr2hdr.models import Discriminator, JSInet  # noqa: E402
 from sdr2hdr.training.batches import ignore_signals_in_worker  # noqa: E402
 from sdr2hdr.training.steps import jsigan_step, jsinet_step  # noqa: E402

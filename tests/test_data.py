@@ -12,17 +12,11 @@ import torch
 
 from sdr2hdr import color
 from sdr2hdr.data import degrade as dg
-from sdr2hdr.data.datasets import (
-    HELDOUT_FRACTION,
-    StepBatchSampler,
-    TrainPatches,
-    ValPatches,
-    collect_sources,
-    is_heldout,
-    split_scenes,
-)
+from sdr2hdr.data.collect import collect_sources
 from sdr2hdr.data.exr import read_exr
 from sdr2hdr.data.mat import MatPatches, find_mat_pair, write_authors_mat
+from sdr2hdr.data.patches import StepBatchSampler, TrainPatches, ValPatches
+from sdr2hdr.data.split import HELDOUT_FRACTION, is_heldout, split_scenes
 from sdr2hdr.errors import InputError
 
 #: Stills of ../shared/data used by the small tests (small files, varied content).
@@ -195,7 +189,7 @@ def test_split_scenes_rule() -> None:
 
 
 def test_still_pair_full_frame(shared: Path) -> None:
-    from sdr2hdr.data.datasets import still_pair
+    from sdr2hdr.data.sources import still_pair
 
     p = _still(shared, "openexr-images/ScanLines_Cannon")
     sdr, hdr = still_pair(p, 4, seed=2, operator="hable")

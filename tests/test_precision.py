@@ -82,7 +82,7 @@ def _trained(scale: int) -> str:
 
 def _heldout_inputs(shared: Path, scale: int) -> list[torch.Tensor]:
     """Two held-out scenes: a real camera pair and a synthesised still (never trained on), 96 x 128 LR crops."""
-    from sdr2hdr.data.datasets import still_pair
+    from sdr2hdr.data.sources import still_pair
     from sdr2hdr.data.stillpairs import StillPairSource, still_pair_frame
 
     pairs = shared / "data" / "pairs" / "mishaalrahman_pixel6pro_01"

@@ -15,9 +15,11 @@ import torch
 from videos import write_png
 
 from sdr2hdr import color
-from sdr2hdr.data.datasets import TrainPatches, collect_sources, split_scenes
+from sdr2hdr.data.collect import collect_sources
 from sdr2hdr.data.mat import MatPatches
+from sdr2hdr.data.patches import TrainPatches
 from sdr2hdr.data.sources import Source
+from sdr2hdr.data.split import split_scenes
 from sdr2hdr.data.stillpairs import StillPairSource, read_png_rgb, still_pair_frame
 from sdr2hdr.data.testset import write_testset
 from sdr2hdr.errors import InputError

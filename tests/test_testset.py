@@ -9,8 +9,8 @@ import numpy as np
 import OpenEXR
 import pytest
 
-from sdr2hdr.data.datasets import split_scenes
 from sdr2hdr.data.mat import MatPatches
+from sdr2hdr.data.split import split_scenes
 from sdr2hdr.data.testset import write_testset
 from sdr2hdr.errors import InputError
 

@@ -1,6 +1,8 @@
-"""Training data: OpenEXR stills, HDR videos, the authors' .mat files, the
-degradation model that synthesises (LR SDR, HR HDR10) pairs, and the torch
-datasets with the by-scene validation split.
+"""Training data: OpenEXR stills (``exr``), HDR videos (``hdrvideo``), the authors' .mat files
+(``mat``), real photo pairs (``stillpairs``), the degradation model that synthesises (LR SDR,
+HR HDR10) pairs (``degrade``), the sources built on them (``sources``), the by-scene
+validation split (``split``), finding it all under ``--data`` (``collect``) and the torch
+datasets (``patches``).
 
 Public entry points::
 
@@ -32,9 +34,19 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # noqa: ANN202 - lazy: datasets pulls in h5py / PyAV only when used
-    if name in ("split_scenes", "collect_sources", "TrainPatches", "ValPatches", "still_pair"):
-        from sdr2hdr.data import datasets
+#: Where the lazily imported names live (their modules pull in torch's datasets, h5py or PyAV).
+_LAZY = {
+    "split_scenes": "split",
+    "collect_sources": "collect",
+    "TrainPatches": "patches",
+    "ValPatches": "patches",
+    "still_pair": "sources",
+}
 
-        return getattr(datasets, name)
+
+def __getattr__(name: str):  # noqa: ANN202 - lazy: see _LAZY
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"sdr2hdr.data.{_LAZY[name]}"), name)
     raise AttributeError(name)

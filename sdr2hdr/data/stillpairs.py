@@ -23,7 +23,7 @@ How a pair becomes the model's (input, target):
   one-frame H.264 at a random CRF, 8-bit codes.
 
 Scene names are the folder names; the validation / test split uses them like
-every other scene (:func:`sdr2hdr.data.datasets.split_scenes`).
+every other scene (:func:`sdr2hdr.data.split.split_scenes`).
 """
 
 from __future__ import annotations

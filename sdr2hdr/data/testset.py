@@ -2,7 +2,7 @@
 validation scenes of the training split, written in the authors' test-set layout so that
 ``sdr2hdr eval --input testset_SDR_x2.mat --reference testset_HDR.mat`` reads them.
 
-Scenes: the stills that :func:`sdr2hdr.data.datasets.split_scenes` holds out (the same
+Scenes: the stills that :func:`sdr2hdr.data.split.split_scenes` holds out (the same
 rule training uses, so no held-out scene is ever trained on). Each scene gives one centre
 crop of ``height x width`` HR pixels (panoramas: away from the stretched poles) at the
 BT.2408 exposure (no jitter), rendered once per tone-mapping operator of the degradation
@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from sdr2hdr.data import degrade
-from sdr2hdr.data.datasets import StillSource, collect_sources
+from sdr2hdr.data.collect import collect_sources
 from sdr2hdr.data.mat import write_authors_mat
+from sdr2hdr.data.sources import StillSource
 from sdr2hdr.data.stillpairs import StillPairSource, still_pair_frame
 from sdr2hdr.errors import InputError
 

@@ -15,7 +15,7 @@ command is a thin wrapper). Schedules (spec, "Training schedule"):
 
 The learning rate is a pure function of the step (no scheduler object to
 save), and patch ``i`` of step ``k`` is a pure function of ``(seed, stage,
-k * batch + i)`` (:class:`sdr2hdr.data.datasets.TrainPatches`): a checkpoint
+k * batch + i)`` (:class:`sdr2hdr.data.patches.TrainPatches`): a checkpoint
 (models, optimisers, step, best PSNR, RNG states) resumes the run exactly.
 
 Files in ``OUT`` (``S`` the scale):

@@ -17,9 +17,10 @@ __all__ = ["datasets", "ignore_signals_in_worker", "loader", "to_device"]
 
 
 def datasets(cfg: TrainConfig, main: bool) -> tuple[Any, dict[str, Any], Any]:
-    """The sources (:class:`~sdr2hdr.data.datasets.DataSpec`), each stage's training patches, and the
+    """The sources (:class:`~sdr2hdr.data.collect.DataSpec`), each stage's training patches, and the
     validation patches (``main`` process only, None without held-out scenes or ``val_patches``)."""
-    from sdr2hdr.data.datasets import TrainPatches, ValPatches, collect_sources
+    from sdr2hdr.data.collect import collect_sources
+    from sdr2hdr.data.patches import TrainPatches, ValPatches
 
     spec = collect_sources(cfg.data, cfg.scale, hr_patch=cfg.hr_patch, max_video_frames=cfg.max_video_frames,
                            heldout_fraction=cfg.heldout_fraction, heldout=cfg.heldout)
@@ -48,7 +49,7 @@ def loader(dataset: Any, start: int, stop: int, batch: int, dist: Dist, *, cuda:
     on CUDA one per CPU core of this process less one, at most 8."""
     from torch.utils.data import DataLoader
 
-    from sdr2hdr.data.datasets import StepBatchSampler
+    from sdr2hdr.data.patches import StepBatchSampler
 
     if workers is None:
         workers = min(8, max(1, (os.cpu_count() or 2) // dist.world - 1)) if cuda else 0

@@ -23,8 +23,8 @@ PAPER_EPOCHS = 250
 
 
 def heldout_fraction_default() -> float:
-    """The data split's hash threshold (:data:`sdr2hdr.data.datasets.HELDOUT_FRACTION`)."""
-    from sdr2hdr.data.datasets import HELDOUT_FRACTION
+    """The data split's hash threshold (:data:`sdr2hdr.data.split.HELDOUT_FRACTION`)."""
+    from sdr2hdr.data.split import HELDOUT_FRACTION
 
     return HELDOUT_FRACTION
 
