@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SDR2HDR_SHARED", REPO.parent / "shared"))
+from helpers import SHARED
 
 # One torch thread: the tests use tiny tensors, CI runs two xdist workers on 2 cores, and
 # on a shared CPU a second OpenMP thread that gets descheduled stalls every parallel region.

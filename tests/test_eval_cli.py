@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import REPO
+
 from sdr2hdr import color
 from sdr2hdr.data.mat import write_authors_mat
 from sdr2hdr.evaluate import iter_hdr_source
 from sdr2hdr.metrics import psnr
 from sdr2hdr.zoo import load_model
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

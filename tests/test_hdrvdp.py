@@ -1,17 +1,17 @@
 """HDR-VDP 2.2.2 Q against the Octave reference values of shared/spec/hdrvdp.md.
 
-The reference images live in ``../shared/reference/hdrvdp`` (relative to the repository
-root); the tests that need them skip with a message when that folder is absent.
+The reference images live in ``../shared/reference/hdrvdp`` (beside the repository root, or
+under ``$SDR2HDR_SHARED``); the tests that need them skip with a message when that folder is absent.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from scipy import ndimage
+
+from helpers import SHARED
 
 from sdr2hdr.metrics import PPD_4K_30IN_1P5M, HDRVDPResult, hdrvdp
 from sdr2hdr.metrics import _sp3
@@ -24,14 +24,13 @@ from sdr2hdr.metrics.hdrvdp import (
 )
 from sdr2hdr.metrics.resize import imresize, resize_matrix
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 REF_DIR = SHARED / "reference" / "hdrvdp"
 
 
 @pytest.fixture(scope="module")
 def cases() -> dict[str, np.ndarray]:
     if not REF_DIR.is_dir():
-        pytest.skip(f"HDR-VDP reference arrays not found at {REF_DIR.resolve()} (shared/ is not checked out)")
+        pytest.skip(f"HDR-VDP reference arrays not found at {REF_DIR.resolve()} (shared/ is not checked out; set SDR2HDR_SHARED)")
     return {name: np.load(REF_DIR / f"case_{name}.npy") for name in ("ref", "test01", "test05", "test10")}
 
 

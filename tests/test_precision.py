@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import REPO
+
 from sdr2hdr import precision as P
 from sdr2hdr.errors import InputError
 from sdr2hdr.tiling import TiledModel
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_auto_is_bf16_on_a_bf16_cpu_and_fp32_without(monkeypatch: pytest.MonkeyPatch) -> None:

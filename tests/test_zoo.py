@@ -12,10 +12,10 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import REPO
+
 from sdr2hdr import zoo
 from sdr2hdr.errors import WeightsError
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 class Tiny(nn.Module):

@@ -20,14 +20,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import SHARED
+
 from sdr2hdr import color
 from sdr2hdr.video import frames as fr
 from sdr2hdr.video.sample import encode_sdr, render_frame
 
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1: errors only
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SDR2HDR_SHARED", REPO.parent / "shared"))
 STILL = SHARED / "data" / "stills" / "openexr-images" / "ScanLines_StillLife.exr"
 
 
