@@ -1,4 +1,4 @@
-"""HDR-VDP 2.2.2 Q against the Octave reference values of shared/spec/hdrvdp.md.
+"""HDR-VDP 2.2.2 Q against the Octave reference values of ../shared/spec/hdrvdp.md.
 
 The reference images live in ``../shared/reference/hdrvdp`` (beside the repository root, or
 under ``$SDR2HDR_SHARED``); the tests that need them skip with a message when that folder is absent.

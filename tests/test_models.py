@@ -1,4 +1,4 @@
-"""JSInet and the discriminator against the spec (/work/shared/spec/jsi-gan.md)."""
+"""JSInet and the discriminator against the spec (../shared/spec/jsi-gan.md)."""
 
 from __future__ import annotations
 

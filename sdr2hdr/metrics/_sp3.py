@@ -1,6 +1,6 @@
 """Order-3 steerable pyramid filter taps (pyrtools ``sp3_filters``).
 
-Transcribed from the HDR-VDP spec (``shared/spec/hdrvdp.md``, Appendix A), which lists
+Transcribed from the HDR-VDP spec (``../shared/spec/hdrvdp.md``, Appendix A), which lists
 one block of each kernel; the rest follows from the kernels' symmetries. All arrays
 are 2-D *correlation* kernels ``K[row=y, col=x]`` in float64.
 

@@ -2,7 +2,7 @@
 
 Reimplements the Q printed by the original MATLAB code (run under GNU Octave 7.3 with
 octave-image 2.14, default options) for a single-channel image pair in absolute
-luminance, following ``shared/spec/hdrvdp.md``. Section numbers (§) below refer to it.
+luminance, following ``../shared/spec/hdrvdp.md``. Section numbers (§) below refer to it.
 
 Pipeline per image (§3): optical MTF (FFT on a doubled canvas padded with the 1e-5
 cd/m² surround) → L, M cone and rod responses through the tabulated transducers →
