@@ -40,6 +40,12 @@ Light levels (:func:`light_levels`) are measured on exactly those 10-bit
 bilinear filter above, BT.2020 NCL Y'CbCr -> R'G'B' clipped to [0, 1], PQ EOTF
 to cd/m², per pixel ``max(R, G, B)``; MaxCLL is the maximum of that over all
 pixels, MaxFALL the frame average of it (CTA-861.3), both per frame here.
+:func:`hdr10_420`, :func:`light_levels` and :class:`HDR10Batch` live in
+:mod:`sdr2hdr.video.hdr10` (they work a strip of rows at a time, so no
+whole-frame float32 copies are made) and are re-exported here.
+
+Memory: decoded frames stay compact uint8 / uint16 planes
+(:class:`PlanarFrame`) until :func:`model_input` builds the float batch.
 """
 
 from __future__ import annotations
@@ -148,6 +154,11 @@ class PlanarFrame:
     duration: int = 0
     index: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the sample planes (what a queue of decoded frames is bounded by)."""
+        return sum(p.nbytes for p in self.planes)
 
 
 def _plane_array(plane: av.video.plane.VideoPlane, width: int, height: int, dtype: np.dtype) -> np.ndarray:
@@ -293,11 +304,17 @@ def downsample_chroma(c: torch.Tensor, sub_x: int = 2, sub_y: int = 2) -> torch.
 # ------------------------------------------------------------------ model input
 
 
-def _to_float(a: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    t = torch.from_numpy(a)
-    if t.dtype == torch.uint16:  # not every op supports uint16: go through int32
-        t = t.to(torch.int32)
-    return t.to(device, non_blocking=True).to(dtype)
+def _stacked_plane(frames: Sequence[PlanarFrame], i: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Plane ``i`` of every frame as one ``B x h x w`` tensor of ``dtype`` on ``device``, code / (2**bits - 1).
+
+    The planes are stacked as the integers they are (1 or 2 bytes a sample) and
+    only that compact batch crosses to the device; the float copy is made there.
+    """
+    bits = frames[0].fmt.bits
+    a = np.stack([f.planes[i] for f in frames])
+    if a.dtype == np.uint16:  # not every op supports uint16: codes of up to 15 bits fit int16, 16-bit go to int32
+        a = a.view(np.int16) if bits <= 15 else a.astype(np.int32)
+    return torch.from_numpy(a).to(device, non_blocking=True).to(dtype).div_(float(2**bits - 1))
 
 
 def model_input(
@@ -318,7 +335,7 @@ def model_input(
     work = torch.float64 if dtype == torch.float64 else torch.float32
     peak = float(2**fmt.bits - 1)
     h, w = fmt.height, fmt.width
-    planes = [torch.stack([_to_float(f.planes[i], device, work) for f in frames]) / peak for i in range(1 if fmt.kind == "gray" else 3)]
+    planes = [_stacked_plane(frames, i, device, work) for i in range(1 if fmt.kind == "gray" else 3)]
     if fmt.kind == "rgb":
         g, b, r = planes
         out = color.rgb_to_ycbcr(torch.stack((r, g, b), dim=1), "bt709", full_range=False, bits=8)
@@ -346,56 +363,16 @@ def _upright(x: torch.Tensor, rotation: int) -> torch.Tensor:
 
 # ------------------------------------------------------------------ HDR10 output
 
-
-@dataclass
-class HDR10Batch:
-    """Model output made ready for the encoder: integer 10-bit codes, 4:2:0, "left" sited.
-
-    ``y`` is ``B x H x W`` and ``c`` ``B x 2 x H/2 x W/2`` (int16 tensors on the
-    model's device until :meth:`numpy`); ``max_cll`` / ``fall`` are per-frame
-    light levels in cd/m² measured on these codes (see module doc).
-    """
-
-    y: torch.Tensor
-    c: torch.Tensor
-    max_cll: list[float]
-    fall: list[float]
-
-    def numpy(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        y = self.y.cpu().numpy().view(np.uint16)
-        c = self.c.cpu().numpy().view(np.uint16)
-        return [(y[i], c[i, 0], c[i, 1]) for i in range(y.shape[0])]
+_HDR10_NAMES = ("HDR10Batch", "hdr10_420", "light_levels")
 
 
-def hdr10_420(out: torch.Tensor, *, measure: bool = True) -> HDR10Batch:
-    """Model output ``B x 3 x H x W`` (BT.2020 PQ limited Y'CbCr code / 1023, 4:4:4) -> :class:`HDR10Batch`.
+def __getattr__(name: str) -> object:
+    """The HDR10 quantisation names, from :mod:`sdr2hdr.video.hdr10` (imported on first use: it imports this module)."""
+    if name in _HDR10_NAMES:
+        from sdr2hdr.video import hdr10
 
-    ``H`` and ``W`` must be even (always true for x2 / x4 output).
-    """
-    out = out.float()
-    if out.shape[-1] % 2 or out.shape[-2] % 2:
-        raise ValueError(f"4:2:0 output needs even sizes, got {tuple(out.shape[-2:])}")
-    lo, hi = float(HDR10_CODE_MIN), float(HDR10_CODE_MAX)
-    y = torch.clamp(torch.round(out[:, 0] * 1023.0), lo, hi)
-    c = torch.clamp(torch.round(downsample_chroma(out[:, 1:3]) * 1023.0), lo, hi)
-    cll: list[float] = []
-    fall: list[float] = []
-    if measure:
-        cll, fall = light_levels(y, c)
-    return HDR10Batch(y.to(torch.int16), c.to(torch.int16), cll, fall)
-
-
-def light_levels(y: torch.Tensor, c: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Per-frame (max, mean) of ``max(R, G, B)`` in cd/m² of 10-bit HDR10 4:2:0 codes.
-
-    ``y``: ``B x H x W``, ``c``: ``B x 2 x H/2 x W/2`` integer code values (any dtype).
-    """
-    b, h, w = y.shape
-    yf = y.float() / 1023.0
-    cf = upsample_chroma(c.float() / 1023.0, h, w, 2, 2, "left")
-    lin = color.hdr10_to_linear(torch.cat((yf.unsqueeze(1), cf), dim=1), bits=10)
-    m = lin.amax(dim=1).reshape(b, -1)
-    return m.amax(dim=1).tolist(), m.mean(dim=1, dtype=torch.float64).tolist()
+        return getattr(hdr10, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def hdr10_frame(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> av.VideoFrame:
