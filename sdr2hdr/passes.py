@@ -1,4 +1,4 @@
-"""One pass over the input: decode, model and encode in three threads with bounded queues.
+"""One pass over the input: decode, model and encode in three threads with byte-bounded queues.
 
 :func:`run_pass` is what :func:`sdr2hdr.pipeline.convert` runs once (or
 twice, with ``cll="measure"``):
@@ -11,6 +11,12 @@ twice, with ``cll="measure"``):
 3. an encode thread: libx265 encode + mux (:class:`~sdr2hdr.video.writer.HDR10Writer`),
    from a bounded queue.
 
+Both queues are bounded by bytes computed from the frame geometry
+(:mod:`sdr2hdr.memory`): decoded uint8 / uint16 frames up to ``2 * batch + 2``
+frames or 64 MB, encoder input (uint16 10-bit 4:2:0) up to 3 batches or
+96 MB, always at least one item. The model input batch and the model output
+are dropped as soon as the next stage has what it needs.
+
 An exception in a worker thread is re-raised in the calling thread; one in
 the calling thread (an error, Ctrl-C, SIGTERM) stops both workers before it
 propagates.
@@ -18,12 +24,12 @@ propagates.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sdr2hdr import memory
 from sdr2hdr.errors import Sdr2HdrError
 from sdr2hdr.summary import Progress
 from sdr2hdr.tiling import TiledModel
@@ -40,14 +46,21 @@ class _Failure:
         self.exc = exc
 
 
-def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
+def _put(q: memory.ByteBoundedQueue, item: object, stop: threading.Event) -> bool:
+    """Put ``item`` once it fits; False if ``stop`` was set first."""
     while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
+        if q.put(item, timeout=0.1):
             return True
-        except queue.Full:
-            continue
     return False
+
+
+def queue_limits(info: VideoInfo, scale: int, batch: int) -> tuple[int, int]:
+    """(decode queue, encode queue) byte limits for ``info``'s frames at ``scale`` in batches of ``batch``."""
+    f = info.fmt
+    in_frame = memory.planar_bytes(f.width, f.height, bits=f.bits, sub_x=f.sub_x, sub_y=f.sub_y,
+                                   planes=1 if f.kind == "gray" else 3)
+    out_frame = memory.planar_bytes(info.width * scale, info.height * scale, bits=10)
+    return memory.decode_queue_bytes(in_frame, batch), memory.encode_queue_bytes(out_frame, batch)
 
 
 @dataclass
@@ -56,6 +69,30 @@ class PassResult:
     max_cll: float = 0.0
     max_fall: float = 0.0
     warnings: list[str] = field(default_factory=list)
+
+
+def _gather(q_in: memory.ByteBoundedQueue, carry: fr.PlanarFrame | None, batch: int,
+            check: Callable[[], None]) -> tuple[list[fr.PlanarFrame], fr.PlanarFrame | None, bool]:
+    """Up to ``batch`` decoded frames of one format: (group, the frame that starts the next group, input ended).
+
+    ``check`` runs while waiting (it raises the encoder's error); a decode failure is raised here.
+    """
+    group: list[fr.PlanarFrame] = [carry] if carry is not None else []
+    while len(group) < batch:
+        try:
+            item = q_in.get(timeout=0.1)
+        except TimeoutError:
+            check()
+            continue
+        if item is _END:
+            return group, None, True
+        if isinstance(item, _Failure):
+            raise item.exc
+        assert isinstance(item, fr.PlanarFrame)
+        if group and item.fmt != group[0].fmt:
+            return group, item, False
+        group.append(item)
+    return group, None, False
 
 
 def run_pass(
@@ -68,11 +105,13 @@ def run_pass(
     progress: Callable[[Progress], None] | None,
     allow_truncated: bool,
 ) -> PassResult:
+    """Decode, run and (with ``writer``) encode every frame of ``info``; light levels are always measured."""
     result = PassResult()
     reader = FrameReader(info, allow_truncated=allow_truncated)
     stop = threading.Event()
-    q_in: queue.Queue = queue.Queue(maxsize=2 * batch + 2)
-    q_out: queue.Queue = queue.Queue(maxsize=3)
+    in_bytes, out_bytes = queue_limits(info, runner.scale, batch)
+    q_in = memory.ByteBoundedQueue(in_bytes)
+    q_out = memory.ByteBoundedQueue(out_bytes)
     enc_error: list[BaseException] = []
     encoded = [0]
     t0 = time.perf_counter()
@@ -97,14 +136,15 @@ def run_pass(
             while not stop.is_set():
                 try:
                     item = q_out.get(timeout=0.1)
-                except queue.Empty:
+                except TimeoutError:
                     continue
                 if item is _END:
                     writer.close()
                     return
-                for y, cb, cr, pts, dur in item:
+                for y, cb, cr, pts, dur in item:  # type: ignore[attr-defined]
                     writer.write(y, cb, cr, pts=pts, duration=dur)
                     encoded[0] += 1
+                del item
         except BaseException as exc:  # noqa: BLE001 - forwarded to the main thread
             enc_error.append(exc)
             stop.set()
@@ -122,36 +162,20 @@ def run_pass(
         carry: fr.PlanarFrame | None = None
         ended = False
         while not ended or carry is not None:
-            group: list[fr.PlanarFrame] = [carry] if carry is not None else []
-            carry = None
-            while not ended and len(group) < batch:
-                try:
-                    item = q_in.get(timeout=0.1)
-                except queue.Empty:
-                    check_encoder()
-                    continue
-                if item is _END:
-                    ended = True
-                elif isinstance(item, _Failure):
-                    raise item.exc
-                elif group and item.fmt != group[0].fmt:
-                    carry = item
-                    break
-                else:
-                    group.append(item)
+            group, carry, ended = _gather(q_in, carry, batch, check_encoder) if not ended else ([carry], None, True)
             if not group:
                 break
-            x = fr.model_input(group, device=runner.device)
-            hb = fr.hdr10_420(runner(x))
+            hb = fr.hdr10_420(runner(fr.model_input(group, device=runner.device)))  # input and float output freed here
             result.max_cll = max([result.max_cll, *hb.max_cll])
             result.max_fall = max([result.max_fall, *hb.fall])
             if writer is not None:
-                planes = hb.numpy()
-                items = [(*p, f.pts, f.duration) for p, f in zip(planes, group)]
+                items = [(*p, f.pts, f.duration) for p, f in zip(hb.numpy(), group)]
+                del hb
                 check_encoder()
                 if not _put(q_out, items, stop):
                     check_encoder()
                     raise Sdr2HdrError("the encoder stopped unexpectedly")
+                del items
             result.frames += len(group)
             report()
         if writer is not None and enc_thread is not None:
