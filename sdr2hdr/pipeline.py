@@ -49,7 +49,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sdr2hdr import outfile
+from sdr2hdr import memory, outfile
 from sdr2hdr.device import resolve_device
 from sdr2hdr.errors import InputError, OutputError, Sdr2HdrError
 from sdr2hdr.passes import PassResult, run_pass
@@ -134,12 +134,17 @@ class _Encoding:
     copy_audio: bool
     copy_subtitles: bool
     container_colour: bool = False  # also write the Matroska Colour element (mkvpropedit)
+    lookahead: int | None = None  # rc-lookahead capped for large frames (sdr2hdr.memory.x265_lookahead)
 
     def params(self, max_cll: tuple[int, int] = (0, 0)) -> str:
-        """The full ``x265-params``; a reserved, dedicated or malformed extra key is a one-line error."""
+        """The full ``x265-params``; a reserved, dedicated or malformed extra key is a one-line error.
+
+        The look-ahead cap goes before the user's extra keys (which never set ``rc-lookahead`` when it is there).
+        """
+        extra = ":".join(p for p in (f"rc-lookahead={self.lookahead}" if self.lookahead else "", self.x265_extra) if p)
         try:
             return x265_params(mastering=self.mastering, peak_nits=self.peak_nits, min_nits=self.min_nits,
-                               max_cll=max_cll, extra=self.x265_extra)
+                               max_cll=max_cll, extra=extra)
         except ValueError as exc:
             raise Sdr2HdrError(str(exc)) from None
 
@@ -265,6 +270,7 @@ def convert(
         enc.peak_nits = model_peak
     scale = int(getattr(net, "scale", None) or scale or 2)
     out_w, out_h = info.width * scale, info.height * scale
+    enc.lookahead = memory.x265_lookahead(out_w, out_h, enc.preset, enc.x265_extra)  # libx265's frame buffer
     enc.check(out_w, out_h)
     runner, warnings = _runner(net, scale, tile, tile_pad, dev, precision)
     if enc.fmt == "matroska":
