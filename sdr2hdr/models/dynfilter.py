@@ -1,20 +1,41 @@
-"""Dynamic (per-pixel) up-sampling filters of JSInet.
+"""Dynamic (per-pixel) up-sampling filters of JSInet and the choice of their implementation.
 
-Implemented as a loop over the taps (:mod:`sdr2hdr.models.dynfilter_taploop`); the
-im2col (unfold) variants below are the reference-speed alternatives.
+Two implementations compute the same sums (to float32 rounding):
+
+* ``"taploop"`` (:mod:`sdr2hdr.models.dynfilter_taploop`): one in-place multiply-accumulate
+  over the whole image per tap, 81 + 82 passes over a float32 accumulator.  Eager PyTorch,
+  no compiler needed, custom tap-by-tap backward.  The faster one on CPU, and the default
+  there (measured with ``python benchmarks/bench_model.py --dynfilter``; see
+  :data:`CPU_DEFAULT`).
+* ``"fused"`` (:mod:`sdr2hdr.models.dynfilter_fused`): each filter stage one reduction over
+  its taps, compiled by ``torch.compile`` (inductor: Triton on CUDA, C++ on CPU); every
+  output is written once and the filters read once.  The default on CUDA, where each tap of
+  the loop is a kernel and a round trip of the accumulator through memory.
+
+:func:`select_impl` picks one per call: the ``impl`` argument, else ``$SDR2HDR_DYNFILTER``
+(``auto``, ``fused`` or ``taploop``), else ``auto``: fused on CUDA when ``torch.compile``
+can work there (Triton installed), :data:`CPU_DEFAULT` on CPU, the tap loop elsewhere.
 """
 
 from __future__ import annotations
+
+import functools
+import os
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import dynfilter_taploop
+from . import dynfilter_fused, dynfilter_taploop
 
 __all__ = [
     "LCE_TAPS",
     "DR_TAPS",
+    "IMPL_ENV",
+    "IMPLS",
+    "CPU_DEFAULT",
+    "select_impl",
     "dynamic_local_filter",
     "dynamic_separable_filter",
     "dynamic_local_filter_unfold",
@@ -24,9 +45,58 @@ __all__ = [
 LCE_TAPS = 9  # side of the 2D local filter of the LCE subnet (81 taps)
 DR_TAPS = 41  # length of each 1D separable filter of the DR subnet
 
+#: Environment variable that overrides the automatic choice (tests, benchmarks).
+IMPL_ENV = "SDR2HDR_DYNFILTER"
+IMPLS = ("auto", "fused", "taploop")
+#: What ``auto`` runs on CPU: the tap loop, about 1.5x faster there than the compiled kernels
+#: (one forward's filtering at LR 256x448, one thread of this project's AVX2 CPU: x2 565 vs
+#: 879 ms, x4 2.5 vs 3.6 s; ``bench_model.py --dynfilter``): each pass streams one filter
+#: plane, while inductor's C++ reductions read 81 planes at once and, on CPU, write the
+#: softmax weights out before reducing them.
+CPU_DEFAULT = "taploop"
+
+
+@functools.cache
+def _fused_unavailable(device_type: str) -> str | None:
+    """:func:`dynfilter_fused.unavailable_reason`, checked once per device type."""
+    return dynfilter_fused.unavailable_reason(torch.device(device_type))
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def select_impl(device: torch.device, impl: str | None = None) -> str:
+    """``"fused"`` or ``"taploop"`` for tensors on ``device``.
+
+    ``impl`` (``auto``, ``fused``, ``taploop``; an unknown value is a ValueError) wins over
+    ``$SDR2HDR_DYNFILTER`` (an unknown value there is warned about once and read as
+    ``auto``).  ``fused`` asked for explicitly where ``torch.compile`` cannot work is a
+    RuntimeError naming the reason; ``auto`` then falls back to the tap loop with a warning.
+    """
+    if impl is None:
+        impl = os.environ.get(IMPL_ENV, "").strip().lower() or "auto"
+        if impl not in IMPLS:
+            _warn_once(f"{IMPL_ENV}={impl!r} is not one of {', '.join(IMPLS)}; using auto")
+            impl = "auto"
+    elif impl not in IMPLS:
+        raise ValueError(f"dynamic filter implementation {impl!r} is not one of {', '.join(IMPLS)}")
+    if impl == "taploop":
+        return impl
+    if impl == "auto" and device.type != "cuda":
+        return CPU_DEFAULT if device.type == "cpu" else "taploop"
+    reason = _fused_unavailable(device.type)
+    if reason is None:
+        return "fused"
+    if impl == "fused":
+        raise RuntimeError(f"the fused dynamic filters cannot run on {device.type}: {reason}")
+    _warn_once(f"dynamic filters: using the tap loop on {device.type} ({reason})")
+    return "taploop"
+
 
 def dynamic_local_filter(
-    x: Tensor, filters: Tensor, scale: int, k: int = LCE_TAPS, softmax: bool = False
+    x: Tensor, filters: Tensor, scale: int, k: int = LCE_TAPS, softmax: bool = False, impl: str | None = None
 ) -> Tensor:
     """Dynamic 2D local up-sampling filter (LCE subnet), before pixel shuffle.
 
@@ -43,17 +113,20 @@ def dynamic_local_filter(
 
     (zero outside the image), ``f = softmax_taps(filters)`` or ``filters``.
     ``out.reshape(B, C*s*s, H, W)`` is in PyTorch ``pixel_shuffle`` order.
-    Accumulated in the promoted dtype of ``x`` and ``filters``.  Differentiable.
+    Accumulated in the promoted dtype of ``x`` and ``filters``.  ``impl``: see
+    :func:`select_impl`.  Differentiable with either implementation.
     """
     s2 = scale * scale
     b, _, h, w = x.shape
     if filters.shape != (b, k * k * s2, h, w):
         raise ValueError(f"filters shape {tuple(filters.shape)} != {(b, k * k * s2, h, w)}")
+    if select_impl(x.device, impl) == "fused":
+        return dynfilter_fused.local_filter(x, filters, s2, k, softmax)
     return dynfilter_taploop.local_filter(x, filters, s2, k, softmax)
 
 
 def dynamic_separable_filter(
-    x: Tensor, filters_v: Tensor, filters_h: Tensor, scale: int, k: int = DR_TAPS
+    x: Tensor, filters_v: Tensor, filters_h: Tensor, scale: int, k: int = DR_TAPS, impl: str | None = None
 ) -> Tensor:
     """Dynamic separable 1D up-sampling filter (DR subnet), before pixel shuffle.
 
@@ -68,13 +141,15 @@ def dynamic_separable_filter(
 
     Returns ``out``: ``B x C x s*s x H x W`` (PyTorch ``pixel_shuffle`` order
     after ``reshape(B, C*s*s, H, W)``), accumulated in the promoted dtype of the
-    inputs.  Differentiable.
+    inputs.  ``impl``: see :func:`select_impl`.  Differentiable with either implementation.
     """
     b, _, h, w = x.shape
     s2 = scale * scale
     for name, f in (("filters_v", filters_v), ("filters_h", filters_h)):
         if f.shape != (b, s2 * k, h, w):
             raise ValueError(f"{name} shape {tuple(f.shape)} != {(b, s2 * k, h, w)}")
+    if select_impl(x.device, impl) == "fused":
+        return dynfilter_fused.separable_filter(x, filters_v, filters_h, s2, k)
     return dynfilter_taploop.separable_filter(x, filters_v, filters_h, s2, k)
 
 

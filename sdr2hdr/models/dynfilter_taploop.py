@@ -1,4 +1,4 @@
-"""Dynamic filtering as a loop over the taps.
+"""Dynamic filtering as a loop over the taps: the default on CPU, and the fallback elsewhere.
 
 Both dynamic filters are computed as a loop over the *taps* (81 for the 9x9
 LCE filter, 41 + 41 for the separable DR filters), each tap one fused,
@@ -11,7 +11,10 @@ This was chosen over ``unfold`` (im2col) + a per-pixel contraction by
 measurement (``benchmarks/bench_model.py --ops``): on CPU the tap loop is
 several times faster than unfold + einsum and uses only the output buffer as
 extra memory, whereas unfold materialises ``C * 81`` (or ``C * 41``) shifted
-copies of the input (about 2 GB for one 1920x1080 LR frame at x2).
+copies of the input (about 2 GB for one 1920x1080 LR frame at x2).  On CPU it is
+also faster than the compiled single-pass kernels of :mod:`sdr2hdr.models.dynfilter_fused`
+(see ``dynfilter.CPU_DEFAULT``); on a GPU each pass is a kernel and a round trip of the
+accumulator through memory, so there the fused kernels are the default.
 
 Precision: the accumulation buffer gets the promoted dtype of ``x`` and the
 filters.  JSInet passes the float32 decomposition (``Xb``, ``Xd``) as ``x``,
