@@ -21,9 +21,15 @@ import numpy as np
 import torch
 
 from sdr2hdr import color
-from sdr2hdr.video.frames import HDR10_CODE_MAX, HDR10_CODE_MIN, _interp_axis, _interp_table, downsample_chroma
+from sdr2hdr.video.frames import (
+    HDR10_CODE_MAX,
+    HDR10_CODE_MIN,
+    _interp_axis,
+    _interp_table,
+    downsample_chroma,
+)
 
-__all__ = ["HDR10Batch", "STRIP_PIXELS", "hdr10_420", "light_levels", "row_strips"]
+__all__ = ["STRIP_PIXELS", "HDR10Batch", "hdr10_420", "light_levels", "row_strips"]
 
 #: Pixels (frames x rows x width) of one strip of the float work: 2 MB per float32 plane.
 STRIP_PIXELS = 2**18
