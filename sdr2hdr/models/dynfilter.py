@@ -48,11 +48,11 @@ DR_TAPS = 41  # length of each 1D separable filter of the DR subnet
 #: Environment variable that overrides the automatic choice (tests, benchmarks).
 IMPL_ENV = "SDR2HDR_DYNFILTER"
 IMPLS = ("auto", "fused", "taploop")
-#: What ``auto`` runs on CPU: the tap loop, about 1.5x faster there than the compiled kernels
-#: (one forward's filtering at LR 256x448, one thread of this project's AVX2 CPU: x2 565 vs
-#: 879 ms, x4 2.5 vs 3.6 s; ``bench_model.py --dynfilter``): each pass streams one filter
-#: plane, while inductor's C++ reductions read 81 planes at once and, on CPU, write the
-#: softmax weights out before reducing them.
+#: What ``auto`` runs on CPU: the tap loop.  Faster there (one forward's filtering at LR
+#: 256x448 on one thread of this project's AVX2 CPU, medians of 9 alternating runs: x2 389 vs
+#: 654 ms, x4 1.9 vs 2.7 s; ``bench_model.py --dynfilter``: each pass streams one filter
+#: plane, inductor's C++ reductions read 81 at once), bit-identical to earlier releases, and
+#: free of the per-process compile (1-3 minutes on a busy 2-core CPU) and the C++ compiler.
 CPU_DEFAULT = "taploop"
 
 
