@@ -1,6 +1,6 @@
 """JSI-GAN models: the JSInet generator, the discriminator, the guided-filter
 decomposition and the dynamic filtering ops (``ops``), and the losses
-(``losses``).  See ``/work/shared/spec/jsi-gan.md``."""
+(``losses``).  See ``../shared/spec/jsi-gan.md``."""
 
 from .discriminator import Discriminator
 from .jsinet import JSInet

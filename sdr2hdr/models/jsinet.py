@@ -1,6 +1,6 @@
 """JSInet, the generator of JSI-GAN (Kim, Oh and Kim, AAAI 2020).
 
-Layer by layer as ``/work/shared/spec/jsi-gan.md`` (parameter counts
+Layer by layer as ``../shared/spec/jsi-gan.md`` (parameter counts
 1,454,159 for x2 and 3,025,907 for x4).  Sub-module names mirror the
 TensorFlow scopes of the authors' release (``Network/local_contrast_enhancement``,
 ``Network/detail_restoration``, ``Network/image_reconstruction``) and every
