@@ -95,6 +95,38 @@ def _gather(q_in: memory.ByteBoundedQueue, carry: fr.PlanarFrame | None, batch: 
     return group, None, False
 
 
+def _decode(reader: FrameReader, q_in: memory.ByteBoundedQueue, stop: threading.Event) -> None:
+    """Decode thread: every frame into ``q_in``, then ``_END`` (or the failure)."""
+    try:
+        for pf in reader:
+            if not _put(q_in, pf, stop):
+                return
+        _put(q_in, _END, stop)
+    except BaseException as exc:  # noqa: BLE001 - forwarded to the main thread
+        _put(q_in, _Failure(exc), stop)
+
+
+def _encode(writer: HDR10Writer, q_out: memory.ByteBoundedQueue, stop: threading.Event,
+            errors: list[BaseException], encoded: list[int]) -> None:
+    """Encode thread: batches from ``q_out`` into ``writer`` until ``_END``; an error goes to ``errors`` and sets ``stop``."""
+    try:
+        while not stop.is_set():
+            try:
+                item = q_out.get(timeout=0.1)
+            except TimeoutError:
+                continue
+            if item is _END:
+                writer.close()
+                return
+            for y, cb, cr, pts, dur in item:  # type: ignore[attr-defined]
+                writer.write(y, cb, cr, pts=pts, duration=dur)
+                encoded[0] += 1
+            del item  # not held while waiting for the next batch
+    except BaseException as exc:  # noqa: BLE001 - forwarded to the main thread
+        errors.append(exc)
+        stop.set()
+
+
 def run_pass(
     info: VideoInfo,
     runner: TiledModel,
@@ -121,40 +153,13 @@ def run_pass(
             progress(Progress(phase, result.frames, encoded[0] if writer else result.frames, info.frames_estimate,
                               time.perf_counter() - t0))
 
-    def decode() -> None:
-        try:
-            for pf in reader:
-                if not _put(q_in, pf, stop):
-                    return
-            _put(q_in, _END, stop)
-        except BaseException as exc:  # noqa: BLE001 - forwarded to the main thread
-            _put(q_in, _Failure(exc), stop)
-
-    def encode() -> None:
-        assert writer is not None
-        try:
-            while not stop.is_set():
-                try:
-                    item = q_out.get(timeout=0.1)
-                except TimeoutError:
-                    continue
-                if item is _END:
-                    writer.close()
-                    return
-                for y, cb, cr, pts, dur in item:  # type: ignore[attr-defined]
-                    writer.write(y, cb, cr, pts=pts, duration=dur)
-                    encoded[0] += 1
-                del item
-        except BaseException as exc:  # noqa: BLE001 - forwarded to the main thread
-            enc_error.append(exc)
-            stop.set()
-
     def check_encoder() -> None:
         if enc_error:
             raise enc_error[0]
 
-    dec_thread = threading.Thread(target=decode, name="sdr2hdr-decode", daemon=True)
-    enc_thread = threading.Thread(target=encode, name="sdr2hdr-encode", daemon=True) if writer else None
+    dec_thread = threading.Thread(target=_decode, args=(reader, q_in, stop), name="sdr2hdr-decode", daemon=True)
+    enc_thread = threading.Thread(target=_encode, args=(writer, q_out, stop, enc_error, encoded), name="sdr2hdr-encode",
+                                  daemon=True) if writer else None
     dec_thread.start()
     if enc_thread:
         enc_thread.start()
