@@ -321,7 +321,7 @@ def _iter_sdr_video(path: Path, select: FrameSelection) -> Iterator[tuple[int, t
 
 
 def predict(model: Callable[[torch.Tensor], torch.Tensor], sdr: Iterable[tuple[int, torch.Tensor]]) -> Iterator[tuple[int, torch.Tensor]]:
-    """Run ``model`` (e.g. a :class:`~sdr2hdr.tiling.TiledModel`) on each SDR frame; no re-encoding in between."""
+    """Run ``model`` (e.g. a :class:`~sdr2hdr.inference.tiling.TiledModel`) on each SDR frame; no re-encoding in between."""
     for i, x in sdr:
         yield i, model(x.unsqueeze(0))[0].float().cpu()
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from sdr2hdr import memory
 from sdr2hdr.errors import Sdr2HdrError
 from sdr2hdr.summary import Progress
-from sdr2hdr.tiling import TiledModel
+from sdr2hdr.inference.tiling import TiledModel
 from sdr2hdr.video import frames as fr
 from sdr2hdr.video.probe import VideoInfo
 from sdr2hdr.video.reader import FrameReader

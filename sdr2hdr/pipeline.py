@@ -50,11 +50,11 @@ import torch
 from torch import nn
 
 from sdr2hdr import memory, outfile
-from sdr2hdr.device import resolve_device
+from sdr2hdr.inference.device import resolve_device
 from sdr2hdr.errors import InputError, OutputError, Sdr2HdrError
 from sdr2hdr.passes import PassResult, run_pass
 from sdr2hdr.summary import ConvertSummary, Progress
-from sdr2hdr.tiling import TiledModel, receptive_field
+from sdr2hdr.inference.tiling import TiledModel, receptive_field
 from sdr2hdr.video import mkvcolour
 from sdr2hdr.video.probe import VideoInfo, probe
 from sdr2hdr.video.writer import DEFAULT_CRF, DEFAULT_PRESET, HDR10Writer, output_format, x265_params

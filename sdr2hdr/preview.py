@@ -3,7 +3,7 @@
 :func:`preview` decodes the first frame at or after ``at`` seconds from the
 start of the video stream (default: the middle of the clip; it seeks to the key
 frame before and decodes forward), runs it through the same model path as
-``convert`` (:func:`sdr2hdr.zoo.load`, :class:`~sdr2hdr.tiling.TiledModel`,
+``convert`` (:func:`sdr2hdr.zoo.load`, :class:`~sdr2hdr.inference.tiling.TiledModel`,
 same precision rules) and writes an 8-bit R'G'B' PNG (for an sRGB / BT.1886
 screen) of three panels side by side, each of the output size ``W_hr x H_hr``:
 
@@ -288,7 +288,7 @@ def preview(
     ``scale`` / ``gan`` / ``device`` / ``precision`` / ``tile`` as for
     :func:`sdr2hdr.pipeline.convert`. Errors are one-line :class:`Sdr2HdrError`.
     """
-    from sdr2hdr.device import resolve_device
+    from sdr2hdr.inference.device import resolve_device
     from sdr2hdr.pipeline import _load, _runner
 
     in_path, out_path = Path(input), Path(output)

@@ -64,8 +64,8 @@ def eval_cmd(
     settings: dict[str, object] = {"reference": str(reference), "frames": frames, "every": every}
     ref_iter = ev.iter_hdr_source(reference, select)
     if model is not None:
-        from sdr2hdr.device import resolve_device
-        from sdr2hdr.tiling import TiledModel
+        from sdr2hdr.inference.device import resolve_device
+        from sdr2hdr.inference.tiling import TiledModel
         from sdr2hdr.zoo import load_model
 
         dev = resolve_device(device)

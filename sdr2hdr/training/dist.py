@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sdr2hdr.device import resolve_device
+from sdr2hdr.inference.device import resolve_device
 
 __all__ = ["Dist", "ddp", "init_dist", "rank_device", "unwrap"]
 
@@ -105,7 +105,7 @@ def init_dist(device: str) -> Dist:
 
 
 def rank_device(name: str, dist: Dist) -> torch.device:
-    """``--device`` (:func:`sdr2hdr.device.resolve_device`); under torchrun, CUDA is this rank's GPU (made current)."""
+    """``--device`` (:func:`sdr2hdr.inference.device.resolve_device`); under torchrun, CUDA is this rank's GPU (made current)."""
     dev = resolve_device(name)
     if dev.type == "cuda":
         if dist.enabled:
