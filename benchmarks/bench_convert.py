@@ -45,7 +45,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdr2hdr import pipeline  # noqa: E402
-from sdr2hdr.tiling import TiledModel  # noqa: E402
+from sdr2hdr.inference.tiling import TiledModel  # noqa: E402
 from sdr2hdr.video import frames as fr  # noqa: E402
 from sdr2hdr.video.probe import probe  # noqa: E402
 from sdr2hdr.video.reader import FrameReader  # noqa: E402

@@ -16,7 +16,7 @@ from helpers import REPO
 
 from sdr2hdr import precision as P
 from sdr2hdr.errors import InputError
-from sdr2hdr.tiling import TiledModel
+from sdr2hdr.inference.tiling import TiledModel
 
 
 def test_auto_is_bf16_on_a_bf16_cpu_and_fp32_without(monkeypatch: pytest.MonkeyPatch) -> None:

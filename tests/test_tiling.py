@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sdr2hdr.models import JSInet
-from sdr2hdr.tiling import (
+from sdr2hdr.inference.tiling import (
     MIN_TILE,
     OutOfMemory,
     TiledModel,
@@ -177,7 +177,7 @@ def test_other_runtime_errors_are_not_retried() -> None:
 
 
 def test_blend_ramps_are_built_once_per_geometry() -> None:
-    from sdr2hdr import tiling
+    from sdr2hdr.inference import tiling
 
     tiling._ramp.cache_clear()
     net = ConvNet(depth=2).eval()
@@ -198,7 +198,7 @@ def test_auto_tile_cpu_rule() -> None:
 
 def test_index_safe_tile_keeps_every_tensor_under_2_31_elements() -> None:
     """x4 on a whole 1080p frame would make a 2.69e9-element LCE filter tensor (32-bit indexing overflows)."""
-    from sdr2hdr.tiling import MAX_TENSOR_ELEMENTS, index_safe_tile
+    from sdr2hdr.inference.tiling import MAX_TENSOR_ELEMENTS, index_safe_tile
 
     assert 81 * 16 * 1080 * 1920 > MAX_TENSOR_ELEMENTS
     for scale, batch in ((2, 1), (4, 1), (4, 4), (2, 4)):
