@@ -11,7 +11,7 @@
    precision that ``convert`` uses.
 3. End to end, each repeat **in a child process of its own**: loads the
    same model (on CUDA warms it up on one batch), then times
-   :func:`sdr2hdr.pipeline.convert` on the clip (probe, decode, colour
+   :func:`sdr2hdr.convert.convert` on the clip (probe, decode, colour
    conversion, model, 4:2:0 quantisation + light-level measurement, x265
    encode, mux). The child's peak RSS (``ru_maxrss`` from ``os.wait4``: the
    whole process, libx265's buffers included) is reported per run, so runs
@@ -44,7 +44,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdr2hdr import pipeline  # noqa: E402
+from sdr2hdr.convert import convert  # noqa: E402
+from sdr2hdr.convert_options import ConvertOptions  # noqa: E402
+from sdr2hdr.inference.device import resolve_device  # noqa: E402
 from sdr2hdr.inference.tiling import TiledModel  # noqa: E402
 from sdr2hdr.video import frames as fr  # noqa: E402
 from sdr2hdr.video.probe import probe  # noqa: E402
@@ -78,7 +80,7 @@ def _child(cfg: dict) -> None:
     On CUDA the model is warmed up on one batch first (cuDNN autotuning per tile shape); on CPU
     nothing runs before the convert, so the peak RSS is that of a plain ``sdr2hdr convert``.
     """
-    device = pipeline.resolve_device(cfg["device"])
+    device = resolve_device(cfg["device"])
     net = _load_net(cfg["model"], cfg["scale"], device)
     clip = Path(cfg["clip"])
     if device.type == "cuda":
@@ -88,8 +90,9 @@ def _child(cfg: dict) -> None:
         _sync(device)
         del first, warm
     t0, c0 = time.perf_counter(), time.process_time()
-    s = pipeline.convert(clip, Path(cfg["out"]), model=net, scale=cfg["scale"], tile=cfg["tile"], batch=cfg["batch"],
-                         device=device, precision=cfg["precision"], preset=cfg["preset"], overwrite=True)
+    opts = ConvertOptions.build(model=net, scale=cfg["scale"], tile=cfg["tile"], batch=cfg["batch"], device=str(device),
+                                precision=cfg["precision"], preset=cfg["preset"], overwrite=True)
+    s = convert(clip, Path(cfg["out"]), opts)
     print(json.dumps({"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0,
                       "model_seconds": s.model_seconds, "frames": s.frames}), flush=True)
 
@@ -154,7 +157,7 @@ def main() -> None:
         _child(json.loads(args.child))
         return
     w, h = (int(v) for v in args.size.lower().split("x"))
-    device = pipeline.resolve_device(args.device)
+    device = resolve_device(args.device)
     from sdr2hdr.precision import cpu_bf16_capability, resolve_precision
 
     prec = resolve_precision(args.precision, device)

@@ -1,6 +1,6 @@
 """One pass over the input: decode, model and encode in three threads with byte-bounded queues.
 
-:func:`run_pass` is what :func:`sdr2hdr.pipeline.convert` runs once (or
+:func:`run_pass` is what :func:`sdr2hdr.convert.convert` runs once (or
 twice, with ``cll="measure"``):
 
 1. a decode thread: demux + decode + copy planes (:class:`~sdr2hdr.video.reader.FrameReader`),
@@ -9,7 +9,10 @@ twice, with ``cll="measure"``):
    (chroma up-sampling and colour conversion there) -> tiled model ->
    4:2:0 10-bit quantisation and light-level measurement on the device;
 3. an encode thread: libx265 encode + mux (:class:`~sdr2hdr.video.writer.HDR10Writer`),
-   from a bounded queue.
+   from a bounded queue. The writer is not thread-safe, so this thread owns it: it
+   opens it, writes it, and closes it (or aborts it on any failure or stop); no
+   other thread touches it. What the writer reports (copied / dropped streams,
+   duration) comes back in the :class:`PassResult`.
 
 Both queues are bounded by bytes computed from the frame geometry
 (:mod:`sdr2hdr.memory`): decoded uint8 / uint16 frames up to ``2 * batch + 2``
@@ -18,8 +21,8 @@ frames or 64 MB, encoder input (uint16 10-bit 4:2:0) up to 3 batches or
 are dropped as soon as the next stage has what it needs.
 
 An exception in a worker thread is re-raised in the calling thread; one in
-the calling thread (an error, Ctrl-C, SIGTERM) stops both workers before it
-propagates.
+the calling thread (an error, Ctrl-C, SIGTERM) stops both workers and waits
+for them (so the writer is closed) before it propagates.
 """
 
 from __future__ import annotations
@@ -65,10 +68,15 @@ def queue_limits(info: VideoInfo, scale: int, batch: int) -> tuple[int, int]:
 
 @dataclass
 class PassResult:
+    """What one pass did: frames through the model, light levels (cd/m²), and the writer's report."""
+
     frames: int = 0
     max_cll: float = 0.0
     max_fall: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    copied: list[str] = field(default_factory=list)  # streams copied beside the video
+    dropped: list[str] = field(default_factory=list)  # streams that could not be copied, with why
+    video_seconds: float = 0.0  # presentation time of the frames written
 
 
 def _gather(q_in: memory.ByteBoundedQueue, carry: fr.PlanarFrame | None, batch: int,
@@ -106,10 +114,15 @@ def _decode(reader: FrameReader, q_in: memory.ByteBoundedQueue, stop: threading.
         _put(q_in, _Failure(exc), stop)
 
 
-def _encode(writer: HDR10Writer, q_out: memory.ByteBoundedQueue, stop: threading.Event,
-            errors: list[BaseException], encoded: list[int]) -> None:
-    """Encode thread: batches from ``q_out`` into ``writer`` until ``_END``; an error goes to ``errors`` and sets ``stop``."""
+def _encode(open_writer: Callable[[], HDR10Writer], q_out: memory.ByteBoundedQueue, stop: threading.Event,
+            errors: list[BaseException], encoded: list[int], result: PassResult) -> None:
+    """Encode thread, the writer's only owner: open it, write batches from ``q_out`` until ``_END``, close it.
+
+    An error goes to ``errors`` and sets ``stop``; on any way out but ``_END`` the writer is aborted here.
+    """
+    writer: HDR10Writer | None = None
     try:
+        writer = open_writer()
         while not stop.is_set():
             try:
                 item = q_out.get(timeout=0.1)
@@ -117,6 +130,9 @@ def _encode(writer: HDR10Writer, q_out: memory.ByteBoundedQueue, stop: threading
                 continue
             if item is _END:
                 writer.close()
+                result.copied, result.dropped = list(writer.report.copied), list(writer.report.dropped)
+                result.video_seconds = writer.duration_seconds
+                writer = None
                 return
             for y, cb, cr, pts, dur in item:  # type: ignore[attr-defined]
                 writer.write(y, cb, cr, pts=pts, duration=dur)
@@ -125,6 +141,15 @@ def _encode(writer: HDR10Writer, q_out: memory.ByteBoundedQueue, stop: threading
     except BaseException as exc:  # noqa: BLE001 - forwarded to the main thread
         errors.append(exc)
         stop.set()
+    finally:
+        if writer is not None:
+            writer.abort()
+
+
+def _join(thread: threading.Thread | None) -> None:
+    """Wait for a worker that has been told to stop (it checks every 0.1 s between frames)."""
+    while thread is not None and thread.is_alive():
+        thread.join(timeout=0.25)
 
 
 def run_pass(
@@ -132,12 +157,15 @@ def run_pass(
     runner: TiledModel,
     *,
     batch: int,
-    writer: HDR10Writer | None,
+    open_writer: Callable[[], HDR10Writer] | None,
     phase: str,
     progress: Callable[[Progress], None] | None,
     allow_truncated: bool,
 ) -> PassResult:
-    """Decode, run and (with ``writer``) encode every frame of ``info``; light levels are always measured."""
+    """Decode, run and (with ``open_writer``) encode every frame of ``info``; light levels are always measured.
+
+    ``open_writer`` is called in the encode thread, which then owns the writer (module doc).
+    """
     result = PassResult()
     reader = FrameReader(info, allow_truncated=allow_truncated)
     stop = threading.Event()
@@ -150,7 +178,7 @@ def run_pass(
 
     def report() -> None:
         if progress is not None:
-            progress(Progress(phase, result.frames, encoded[0] if writer else result.frames, info.frames_estimate,
+            progress(Progress(phase, result.frames, encoded[0] if open_writer else result.frames, info.frames_estimate,
                               time.perf_counter() - t0))
 
     def check_encoder() -> None:
@@ -158,8 +186,8 @@ def run_pass(
             raise enc_error[0]
 
     dec_thread = threading.Thread(target=_decode, args=(reader, q_in, stop), name="sdr2hdr-decode", daemon=True)
-    enc_thread = threading.Thread(target=_encode, args=(writer, q_out, stop, enc_error, encoded), name="sdr2hdr-encode",
-                                  daemon=True) if writer else None
+    enc_thread = threading.Thread(target=_encode, args=(open_writer, q_out, stop, enc_error, encoded, result),
+                                  name="sdr2hdr-encode", daemon=True) if open_writer else None
     dec_thread.start()
     if enc_thread:
         enc_thread.start()
@@ -173,7 +201,7 @@ def run_pass(
             hb = fr.hdr10_420(runner(fr.model_input(group, device=runner.device)))  # input and float output freed here
             result.max_cll = max([result.max_cll, *hb.max_cll])
             result.max_fall = max([result.max_fall, *hb.fall])
-            if writer is not None:
+            if enc_thread is not None:
                 items = [(*p, f.pts, f.duration) for p, f in zip(hb.numpy(), group)]
                 del hb
                 check_encoder()
@@ -183,7 +211,7 @@ def run_pass(
                 del items
             result.frames += len(group)
             report()
-        if writer is not None and enc_thread is not None:
+        if enc_thread is not None:
             if not _put(q_out, _END, stop):
                 check_encoder()
             while enc_thread.is_alive():
@@ -195,6 +223,5 @@ def run_pass(
         return result
     finally:
         stop.set()
-        dec_thread.join(timeout=10)
-        if enc_thread is not None:
-            enc_thread.join(timeout=60)
+        _join(dec_thread)
+        _join(enc_thread)  # the writer is closed or aborted before the caller deletes its file

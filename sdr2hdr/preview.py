@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from sdr2hdr import color, font5x7, outfile
+from sdr2hdr.color import tags
 from sdr2hdr.errors import InputError, OutputError, Sdr2HdrError, one_line
 from sdr2hdr.video import frames as fr
 from sdr2hdr.video.probe import VideoInfo, open_input, probe
@@ -131,8 +132,8 @@ def _planar(frame: av.VideoFrame, stream: av.video.stream.VideoStream, info: Vid
     cc = stream.codec_context
     codec = cc.codec.canonical_name if cc.codec else cc.name
     try:
-        fmt = fr.source_format(frame, codec_name=codec, fallback_colorspace=cc.colorspace or fr.SPC_UNSPECIFIED,
-                               fallback_range=cc.color_range or fr.RANGE_UNSPECIFIED)
+        fmt = fr.source_format(frame, codec_name=codec, fallback_colorspace=cc.colorspace or tags.SPC_UNSPECIFIED,
+                               fallback_range=cc.color_range or tags.RANGE_UNSPECIFIED)
     except ValueError as exc:
         raise InputError(f"{info.path}: {exc}") from None
     if "rotation" in {f.name for f in fields(fr.SourceFormat)}:
@@ -286,10 +287,10 @@ def preview(
 
     ``at``: seconds from the start of the video (None: the middle); ``model`` /
     ``scale`` / ``gan`` / ``device`` / ``precision`` / ``tile`` as for
-    :func:`sdr2hdr.pipeline.convert`. Errors are one-line :class:`Sdr2HdrError`.
+    :func:`sdr2hdr.convert.convert`. Errors are one-line :class:`Sdr2HdrError`.
     """
     from sdr2hdr.inference.device import resolve_device
-    from sdr2hdr.pipeline import _load, _runner
+    from sdr2hdr.inference.prepare import prepare_model
 
     in_path, out_path = Path(input), Path(output)
     if scale is not None and scale not in (2, 4):
@@ -300,9 +301,8 @@ def preview(
     info = probe(in_path)  # refuses HDR input, unreadable files, audio only
     planar, t = read_frame(info, at)
     dev = resolve_device(device)
-    net, name, _, peak = _load(model, scale, gan, dev)
-    scale = int(getattr(net, "scale", None) or scale or 2)
-    runner, warnings = _runner(net, scale, tile, None, dev, precision)
+    prep = prepare_model(model, scale=scale, gan=gan, device=dev, precision=precision, tile=tile)
+    runner, name, peak, scale, warnings = prep.runner, prep.name, prep.peak_nits, prep.scale, prep.warnings
     x = fr.model_input([planar], device=dev)
     hdr = runner(x)[0].double()
     light = color.hdr10_to_linear(hdr, bits=10)  # as a display decodes it, cd/m²

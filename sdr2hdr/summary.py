@@ -1,4 +1,4 @@
-"""What :func:`sdr2hdr.pipeline.convert` reports: :class:`Progress` while it runs, :class:`ConvertSummary` at the end.
+"""What :func:`sdr2hdr.convert.convert` reports: :class:`Progress` while it runs, :class:`ConvertSummary` at the end.
 
 :meth:`ConvertSummary.to_json` is the document ``sdr2hdr convert --json`` writes.
 """
@@ -29,7 +29,7 @@ class Progress:
 
 @dataclass
 class ConvertSummary:
-    """What :func:`~sdr2hdr.pipeline.convert` did."""
+    """What :func:`~sdr2hdr.convert.convert` did."""
 
     input: Path
     output: Path

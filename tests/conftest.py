@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import SHARED
+from tests.helpers import SHARED
 
 # One torch thread: the tests use tiny tensors, CI runs two xdist workers on 2 cores, and
 # on a shared CPU a second OpenMP thread that gets descheduled stalls every parallel region.

@@ -16,3 +16,11 @@ __all__ = ["REPO", "SHARED"]
 REPO = Path(__file__).resolve().parents[1]
 #: The shared data, spec and reference values: ``$SDR2HDR_SHARED``, else ``../shared``.
 SHARED = Path(os.environ.get("SDR2HDR_SHARED", REPO.parent / "shared"))
+
+
+def run_convert(input: object, output: object, progress: object = None, **flat: object) -> object:
+    """``sdr2hdr.convert.convert`` with flat keyword options (``ConvertOptions.build``), as the tests write them."""
+    from sdr2hdr.convert import convert
+    from sdr2hdr.convert_options import ConvertOptions
+
+    return convert(input, output, ConvertOptions.build(**flat), progress=progress)  # type: ignore[arg-type]

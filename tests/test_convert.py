@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import torch
 
-import videos
-from videos import run_cli
-from sdr2hdr import pipeline
+from tests import videos
+from tests.helpers import run_convert
+from tests.videos import run_cli
 from sdr2hdr.models import JSInet
 from sdr2hdr.models.baselines import BT2408DirectMapping
 from sdr2hdr.video import frames as fr
@@ -147,7 +147,7 @@ def test_mp4_hvc1_bt2020_mastering_measured_cll_and_values(
                            matrix="bt601", full_range=True, audio=True)
     out = work / "out601.mp4"
     model = BT2408DirectMapping(2)
-    s = pipeline.convert(src, out, model=model, scale=2, cll="measure", mastering="bt2020", peak_nits=4000,
+    s = run_convert(src, out, model=model, scale=2, cll="measure", mastering="bt2020", peak_nits=4000,
                          preset="ultrafast", x265_extra="lossless=1")
     assert s.passes == 2 and s.frames == 4 and s.signalled_cll == (math.ceil(s.max_cll), math.ceil(s.max_fall))
     assert s.copied_streams and not s.warnings
@@ -368,9 +368,9 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path: Path, weights_x2: Path) -> None
 
 
 def test_library_summary_and_progress(work: Path, clip_audio: Path) -> None:
-    seen: list[pipeline.Progress] = []
+    seen: list[Progress] = []
     out = work / "lib.mkv"
-    s = pipeline.convert(clip_audio, out, model="bt2408-x2", preset="ultrafast", progress=seen.append, overwrite=True)
+    s = run_convert(clip_audio, out, model="bt2408-x2", preset="ultrafast", progress=seen.append, overwrite=True)
     assert s.frames == 6 and s.output_size == (64, 48) and s.size_bytes == out.stat().st_size > 0
     assert s.signalled_cll == (0, 0) and s.max_cll > 0 and s.cll_mode == "unknown"
     assert seen and seen[-1].encoded == 6 and seen[-1].total == 6

@@ -27,9 +27,10 @@ import av.error
 import pytest
 import torch
 
-import videos
-from videos import run_cli
-from sdr2hdr import pipeline
+from tests import videos
+from sdr2hdr.summary import Progress
+from tests.helpers import run_convert
+from tests.videos import run_cli
 from sdr2hdr.errors import Sdr2HdrError
 from sdr2hdr.models import JSInet
 from sdr2hdr.models.baselines import BT2408DirectMapping
@@ -361,10 +362,10 @@ def test_scale_from_model_cli(tmp_path: Path, clip: Path, capsys: pytest.Capture
 
 
 def test_scale_from_model_library(tmp_path: Path, clip: Path) -> None:
-    s = pipeline.convert(clip, tmp_path / "x4.mkv", model=BT2408DirectMapping(4), preset="ultrafast")
+    s = run_convert(clip, tmp_path / "x4.mkv", model=BT2408DirectMapping(4), preset="ultrafast")
     assert s.scale == 4 and s.output_size == (128, 96)
     with pytest.raises(Sdr2HdrError, match="x4"):
-        pipeline.convert(clip, tmp_path / "x.mkv", model=BT2408DirectMapping(4), scale=2)
+        run_convert(clip, tmp_path / "x.mkv", model=BT2408DirectMapping(4), scale=2)
 
 
 @pytest.fixture(scope="module")
@@ -376,7 +377,7 @@ def tile_clip(work: Path) -> Path:
 @pytest.mark.parametrize(("model", "tile", "rf"), [("bt2408-x2", 1, 2), ("jsinet", 8, 34)])
 def test_tile_raised_to_receptive_field(tile_clip: Path, tmp_path: Path, model: str, tile: int, rf: int) -> None:
     net: object = JSInet(scale=2) if model == "jsinet" else model
-    s = pipeline.convert(tile_clip, tmp_path / "t.mkv", model=net, tile=tile,  # type: ignore[arg-type]
+    s = run_convert(tile_clip, tmp_path / "t.mkv", model=net, tile=tile,  # type: ignore[arg-type]
                          preset="ultrafast")
     assert any(f"--tile {tile}" in w and "receptive field" in w and f"using {rf}" in w for w in s.warnings), s.warnings
     assert s.tile == rf  # the raised tile, smaller than the 48x48 frame
@@ -402,9 +403,9 @@ def test_plain_progress_lines_when_not_a_terminal(tmp_path: Path, work: Path) ->
 def test_progress_line_format() -> None:
     from sdr2hdr.cli.progress import PlainProgress, progress_line
 
-    line = progress_line(pipeline.Progress("convert", 120, 120, 480, 38.7))
+    line = progress_line(Progress("convert", 120, 120, 480, 38.7))
     assert line == "converting: 120/480 frames, 3.1 fps, ETA 1:56"
-    assert progress_line(pipeline.Progress("measure", 10, 10, None, 2.0)) == "measuring: 10 frames, 5.0 fps"
+    assert progress_line(Progress("measure", 10, 10, None, 2.0)) == "measuring: 10 frames, 5.0 fps"
     lines: list[str] = []
     t = [0.0]
 
@@ -418,7 +419,7 @@ def test_progress_line_format() -> None:
     p = PlainProgress(Sink(), interval=5, now=lambda: t[0])  # type: ignore[arg-type]
     for i in range(1, 11):
         t[0] = float(i)
-        p(pipeline.Progress("convert", i, i, 10, float(i)))
+        p(Progress("convert", i, i, 10, float(i)))
     p.finish(ok=True)
     assert lines == ["converting: 5/10 frames, 1.0 fps, ETA 0:05", "converting: 10/10 frames, 1.0 fps, ETA 0:00",
                      "converting: 10/10 frames, 1.0 fps, done in 0:10"]

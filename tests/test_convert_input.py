@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-import videos
-from sdr2hdr import pipeline
+from tests import videos
+from tests.helpers import run_convert
 from sdr2hdr.cli import main
 from sdr2hdr.errors import InputError
 from sdr2hdr.models.baselines import BT2408DirectMapping
@@ -94,7 +94,7 @@ def test_rotated_phone_video_plays_upright(work: Path, square_clip: Path, rotate
     assert info.rotation in (90, 180, 270) and info.coded_size == (64, 36)
     assert (info.width, info.height) == size and f"display rotation {info.rotation}°" in info.describe()
     out = work / f"rot{rotate}.mkv"
-    s = pipeline.convert(src, out, **FAST)
+    s = run_convert(src, out, **FAST)
     assert s.output_size == (2 * size[0], 2 * size[1]) and s.input_size == size
     assert any(words in w and "to play upright" in w for w in s.warnings), s.warnings
     (v,) = [st for st in streams(out) if st["codec_type"] == "video"]
@@ -146,7 +146,7 @@ def test_interlaced_input_deinterlaced_by_default(work: Path, interlaced: Path, 
     info = probe(interlaced)
     assert info.interlaced == "tff" and info.deinterlace and "interlaced tff" in info.describe()
     auto = work / "il_auto.mkv"
-    s = pipeline.convert(interlaced, auto, **FAST)
+    s = run_convert(interlaced, auto, **FAST)
     assert any(w.startswith("deinterlaced with bwdif") and "6 frames" in w for w in s.warnings), s.warnings
     assert s.frames == 6 and frame_times(auto) == frame_times(interlaced)  # send_frame: count and times kept
     off = work / "il_off.mkv"
@@ -191,7 +191,7 @@ def test_truncated_input_refused_before_any_frame(work: Path, cut_files: dict[st
     out_dir.mkdir()
     CountingModel.frames = 0
     with pytest.raises(InputError) as e:
-        pipeline.convert(cut, out_dir / "out.mkv", model=CountingModel(2), preset="ultrafast")
+        run_convert(cut, out_dir / "out.mkv", model=CountingModel(2), preset="ultrafast")
     msg = str(e.value)
     assert CountingModel.frames == 0, "frames went through the model before the refusal"
     assert msg.startswith(f"{cut} is truncated or damaged: ") and reason in msg and "\n" not in msg
@@ -201,7 +201,7 @@ def test_truncated_input_refused_before_any_frame(work: Path, cut_files: dict[st
     err = capsys.readouterr().err
     assert code == 2 and err.strip() == f"error: {msg}" and list(out_dir.iterdir()) == []
     if kind == "mp4":  # on request, what decodes is converted
-        s = pipeline.convert(cut, out_dir / "allowed.mkv", allow_truncated=True, **FAST)
+        s = run_convert(cut, out_dir / "allowed.mkv", allow_truncated=True, **FAST)
         assert 10 < s.frames < 48 and any("truncated" in w for w in s.warnings)
 
 
@@ -241,7 +241,7 @@ def check_title_and_chapters(path: Path) -> None:
 
 def test_mkv_keeps_title_chapters_default_flags_and_cover(work: Path, rich_mkv: dict[str, Path]) -> None:
     out = work / "rich_out.mkv"
-    s = pipeline.convert(rich_mkv["mkv"], out, **FAST)
+    s = run_convert(rich_mkv["mkv"], out, **FAST)
     check_title_and_chapters(out)
     st = streams(out)
     flags = [(x["codec_type"], x["disposition"]["default"]) for x in st if not x["disposition"]["attached_pic"]]
@@ -265,7 +265,7 @@ def mp4_boxes(path: Path) -> list[str]:
 
 def test_mp4_fast_start_with_title_chapters_and_cover(work: Path, rich_mkv: dict[str, Path]) -> None:
     out = work / "rich_out.mp4"
-    s = pipeline.convert(rich_mkv["mp4"], out, **FAST)
+    s = run_convert(rich_mkv["mp4"], out, **FAST)
     boxes = mp4_boxes(out)
     assert boxes.index("moov") < boxes.index("mdat"), boxes
     check_title_and_chapters(out)
@@ -275,7 +275,7 @@ def test_mp4_fast_start_with_title_chapters_and_cover(work: Path, rich_mkv: dict
     assert [x["codec_name"] for x in st if x["disposition"]["attached_pic"]] == ["png"]
     assert any("cover art" in c for c in s.copied_streams)
     mov = work / "rich_out.mov"  # no cover art in MOV: said so, per stream
-    s = pipeline.convert(rich_mkv["mp4"], mov, **FAST)
+    s = run_convert(rich_mkv["mp4"], mov, **FAST)
     assert any(w.startswith("stream not copied: ") and "cover art png: not supported in mov" in w for w in s.warnings)
     boxes = mp4_boxes(mov)
     assert boxes.index("moov") < boxes.index("mdat"), boxes
@@ -288,7 +288,7 @@ def test_ts_start_offset_removed(work: Path) -> None:
     src = videos.ffprobe_json(ts, "-show_format", "-show_streams")
     assert float(src["format"]["start_time"]) > 1.4  # the offset the output must not keep
     out = work / "offset.mkv"
-    pipeline.convert(ts, out, **FAST)
+    run_convert(ts, out, **FAST)
     got = videos.ffprobe_json(out, "-show_format", "-show_streams")
     assert abs(float(got["format"]["start_time"])) < 1e-3
     assert abs(float(got["format"]["duration"]) - float(src["format"]["duration"])) <= 1 / 24 + 1e-3

@@ -23,9 +23,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-import videos
+from tests import videos
 
-from sdr2hdr import color, memory, passes, pipeline
+from sdr2hdr import color, memory, passes
+from sdr2hdr.convert import Encoding
+from sdr2hdr.convert_options import EncodeOptions, MasteringOptions
 from sdr2hdr.video import frames as fr
 from sdr2hdr.video import hdr10
 from sdr2hdr.video.probe import probe
@@ -230,8 +232,8 @@ def test_x265_lookahead_capped_for_large_frames() -> None:
 
 
 def test_x265_params_carry_the_cap_before_the_users_keys() -> None:
-    enc = pipeline._Encoding("matroska", 16, "medium", "p3", 1000.0, 0.0001, "no-sao=1", True, True)
-    enc.lookahead = memory.x265_lookahead(3840, 2160, enc.preset, enc.x265_extra)
+    enc = Encoding("matroska", EncodeOptions(x265_extra="no-sao=1"), MasteringOptions(), 1000.0)
+    enc.lookahead = memory.x265_lookahead(3840, 2160, enc.encode.preset, enc.encode.x265_extra)
     params = enc.params()
     assert params.endswith("rc-lookahead=10:no-sao=1")
     enc.lookahead = None

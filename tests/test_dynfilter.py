@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from test_ops import ref_local_filter, ref_separable_filter
+from tests.test_ops import ref_local_filter, ref_separable_filter
 
 from sdr2hdr.models import JSInet, dynfilter, dynfilter_fused, ops
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import REPO
+from tests.helpers import REPO
 
 from sdr2hdr import color
 from sdr2hdr.data.mat import write_authors_mat
@@ -127,7 +127,7 @@ def test_real_hdr10_clip_reference(shared: Path, tmp_path: Path) -> None:
 
 def test_model_run_against_converted_video(tmp_path: Path) -> None:
     """eval --model on an SDR video equals the model's own HDR10 file up to x265 + 4:2:0 loss."""
-    from sdr2hdr.pipeline import convert
+    from tests.helpers import run_convert as convert
     from sdr2hdr.video.sample import write_sample
 
     sdr = tmp_path / "s.mp4"

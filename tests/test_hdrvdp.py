@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from helpers import SHARED
+from tests.helpers import SHARED
 
 from sdr2hdr.metrics import PPD_4K_30IN_1P5M, HDRVDPResult, hdrvdp
 from sdr2hdr.metrics import _sp3

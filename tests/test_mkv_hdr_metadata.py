@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-import videos
-from videos import run_cli
+from tests import videos
+from tests.videos import run_cli
 from sdr2hdr.video import mkvcolour
 
 pytestmark = pytest.mark.skipif(

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import REPO
+from tests.helpers import REPO
 
 from sdr2hdr import precision as P
 from sdr2hdr.errors import InputError

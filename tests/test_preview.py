@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-import videos
-from videos import run_cli
+from tests import videos
+from tests.videos import run_cli
 from sdr2hdr import color, font5x7, preview
 from sdr2hdr.models import JSInet
 from sdr2hdr.models.baselines import BT2408DirectMapping

@@ -12,7 +12,7 @@ import OpenEXR
 import pytest
 import torch
 
-from videos import write_png
+from tests.videos import write_png
 
 from sdr2hdr import color
 from sdr2hdr.data.collect import collect_sources

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import REPO
+from tests.helpers import REPO
 
 from sdr2hdr import zoo
 from sdr2hdr.errors import WeightsError

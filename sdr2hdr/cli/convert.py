@@ -1,7 +1,9 @@
 """``sdr2hdr convert`` (SDR video -> HDR10 video) and ``sdr2hdr sample`` (a procedural SDR clip).
 
-The commands only parse options and report; :func:`sdr2hdr.pipeline.convert`
-and :func:`sdr2hdr.video.sample.write_sample` do the work.
+The commands only parse options into one
+:class:`~sdr2hdr.convert_options.ConvertOptions` (whose defaults the help shows)
+and report; :func:`sdr2hdr.convert.convert` and
+:func:`sdr2hdr.video.sample.write_sample` do the work.
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ from pathlib import Path
 
 import click
 
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+from sdr2hdr.convert_options import (
+    CLL_MODES, DEINTERLACE_MODES, MASTERING_DISPLAYS, PRECISIONS, X265_PRESETS, ConvertOptions, EncodeOptions,
+    MasteringOptions, TilingOptions,
+)
+
+D = ConvertOptions()  # the defaults, in one place
 
 
 @click.command("convert")
@@ -23,30 +30,30 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 @click.option("--gan", is_flag=True, help="Use the JSI-GAN weights (adversarially fine-tuned, sharper) instead of JSInet.")
 @click.option("--model", "model", metavar="NAME|PATH", default=None,
               help="Registry name or .safetensors file; overrides --gan. See 'sdr2hdr models'.")
-@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]", help="Where the model runs.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+@click.option("--device", default=D.device, show_default=True, metavar="auto|cpu|cuda[:N]", help="Where the model runs.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=D.precision, show_default=True,
               help="auto: fp16 on CUDA, bf16 on a CPU with AMX / AVX512-BF16, fp32 elsewhere. fp32 is IEEE fp32.")
 @click.option("--fp32", is_flag=True, help="Alias of --precision fp32.")
-@click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--tile", type=click.IntRange(min=0), default=D.tiling.tile, show_default=True,
               help="Tile side in low-resolution pixels; 0 = automatic from free memory.")
-@click.option("--tile-pad", type=click.IntRange(min=0), default=None,
+@click.option("--tile-pad", type=click.IntRange(min=0), default=D.tiling.tile_pad,
               help="Context around each tile in LR pixels, blended over a quarter of it [default: from the "
                    "model's receptive field: 48 for JSInet's 34 pixels, which makes tiling exact].")
-@click.option("--batch", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--batch", type=click.IntRange(min=0), default=D.tiling.batch, show_default=True,
               help="Frames per model call; 0 = 4 on CUDA, 1 on CPU.")
-@click.option("--crf", type=click.FloatRange(0, 51), default=16, show_default=True,
-              help="x265 constant rate factor (16: near-transparent for 4K HDR10).")
-@click.option("--preset", type=click.Choice(PRESETS), default="medium", show_default=True, help="x265 preset.")
-@click.option("--x265-params", "x265_extra", default="", metavar="K=V:K=V",
+@click.option("--crf", type=click.FloatRange(0, 51), default=D.encode.crf, show_default=True,
+              help="x265 constant rate factor: lower is better and bigger (the default is near-transparent for 4K HDR10).")
+@click.option("--preset", type=click.Choice(X265_PRESETS), default=D.encode.preset, show_default=True, help="x265 preset.")
+@click.option("--x265-params", "x265_extra", default=D.encode.x265_extra, metavar="K=V:K=V",
               help="Extra x265 parameters, checked by x265 before anything is written (HDR10 signalling "
                    "keys are reserved; use --crf / --preset for crf and preset).")
-@click.option("--mastering", type=click.Choice(["p3", "bt2020"]), default="p3", show_default=True,
+@click.option("--mastering", type=click.Choice(MASTERING_DISPLAYS), default=D.mastering.primaries, show_default=True,
               help="Mastering display primaries in the SMPTE ST 2086 metadata (P3-D65 or BT.2020).")
-@click.option("--peak-nits", type=click.FloatRange(min=1, max=10000), default=None,
+@click.option("--peak-nits", type=click.FloatRange(min=1, max=10000), default=D.mastering.peak_nits,
               help="Mastering display peak luminance, cd/m².  [default: the peak the model was trained for, 1000]")
-@click.option("--min-nits", type=click.FloatRange(min=0, max=1), default=0.0001, show_default=True,
+@click.option("--min-nits", type=click.FloatRange(min=0, max=1), default=D.mastering.min_nits, show_default=True,
               help="Mastering display black level, cd/m².")
-@click.option("--cll", type=click.Choice(["unknown", "measure"]), default="unknown", show_default=True,
+@click.option("--cll", type=click.Choice(CLL_MODES), default=D.mastering.cll, show_default=True,
               help="MaxCLL/MaxFALL in the bitstream: 'unknown' signals 0,0 (one pass); 'measure' runs the model "
                    "over the whole video first and signals the measured values (about twice the time).")
 @click.option("--no-audio", is_flag=True, help="Do not copy audio streams.")
@@ -54,7 +61,7 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--allow-truncated", is_flag=True,
               help="Convert what decodes of a truncated or damaged input instead of refusing it.")
-@click.option("--deinterlace", type=click.Choice(["auto", "off", "on"]), default="auto", show_default=True,
+@click.option("--deinterlace", type=click.Choice(DEINTERLACE_MODES), default=D.deinterlace, show_default=True,
               help="Deinterlace with bwdif (one frame per input frame, timestamps kept); auto: when the stream's "
                    "field order or its frames say interlaced.")
 @click.option("--json", "json_out", metavar="FILE|-", default=None,
@@ -74,8 +81,8 @@ def convert_cmd(
     """
     from rich.console import Console
 
-    from sdr2hdr import pipeline
     from sdr2hdr.cli.progress import BarProgress, PlainProgress, interval_from_env
+    from sdr2hdr.convert import convert
 
     json_path = _json_target(json_out)
     err = Console(stderr=True)
@@ -84,13 +91,14 @@ def convert_cmd(
         reporter = BarProgress(err) if err.is_terminal else PlainProgress(sys.stderr, interval_from_env())
     ok = False
     try:
-        summary = pipeline.convert(
-            input, output, model=model, scale=int(scale) if scale else None, gan=gan, tile=tile, tile_pad=tile_pad,
-            batch=batch, device=device, precision="fp32" if fp32 else precision, crf=crf, preset=preset,
-            x265_extra=x265_extra, mastering=mastering, peak_nits=peak_nits, min_nits=min_nits, cll=cll,
-            copy_audio=not no_audio, copy_subtitles=not no_subtitles, overwrite=overwrite,
-            allow_truncated=allow_truncated, deinterlace=deinterlace, progress=reporter,
+        options = ConvertOptions(
+            model=model, scale=int(scale) if scale else None, gan=gan, device=device,
+            precision="fp32" if fp32 else precision, tiling=TilingOptions(tile, tile_pad, batch),
+            encode=EncodeOptions(crf, preset, x265_extra, copy_audio=not no_audio, copy_subtitles=not no_subtitles),
+            mastering=MasteringOptions(mastering, peak_nits, min_nits, cll), overwrite=overwrite,
+            allow_truncated=allow_truncated, deinterlace=deinterlace,
         )
+        summary = convert(input, output, options, progress=reporter)
         ok = True
     finally:
         if reporter is not None:
@@ -137,7 +145,7 @@ def _print_summary(s: object) -> None:
     from rich.table import Table
 
     from sdr2hdr.outfile import human_size
-    from sdr2hdr.pipeline import ConvertSummary
+    from sdr2hdr.summary import ConvertSummary
 
     assert isinstance(s, ConvertSummary)
     t = Table.grid(padding=(0, 2))

@@ -65,11 +65,10 @@ def eval_cmd(
     ref_iter = ev.iter_hdr_source(reference, select)
     if model is not None:
         from sdr2hdr.inference.device import resolve_device
-        from sdr2hdr.inference.tiling import TiledModel
-        from sdr2hdr.zoo import load_model
+        from sdr2hdr.inference.prepare import prepare_model
 
         dev = resolve_device(device)
-        runner = TiledModel(load_model(model, device=dev), tile=tile, device=dev, precision="fp32" if fp32 else precision)
+        runner = prepare_model(model, device=dev, precision="fp32" if fp32 else precision, tile=tile).runner
         sdr_iter = ev.iter_sdr_source(sdr_input, select)  # type: ignore[arg-type]
         pred_iter = ev.predict(lambda x: runner(x.to(dev)), sdr_iter)
         settings.update(model=model, input=str(sdr_input), device=str(dev), precision=runner.precision,

@@ -3,7 +3,7 @@
 What is written
 ---------------
 * HEVC Main 10, ``yuv420p10le``, limited range, "left" chroma siting
-  (``chromaloc=0``), produced by :func:`sdr2hdr.video.frames.hdr10_420`.
+  (``chromaloc=0``), produced by :func:`sdr2hdr.video.hdr10.hdr10_420`.
 * Colour description in the bitstream VUI *and* on the codec context (so
   the Matroska ``Colour`` element / MP4 ``colr`` box carry it) and on every
   frame: BT.2020 primaries, SMPTE ST 2084 transfer, BT.2020 NCL matrix.
@@ -40,6 +40,7 @@ import av
 import numpy as np
 
 from sdr2hdr import color
+from sdr2hdr.color import tags
 from sdr2hdr.errors import OutputError, one_line
 from sdr2hdr.video import frames as fr
 from sdr2hdr.video import metadata
@@ -55,12 +56,7 @@ RESERVED_X265 = ("hdr10", "hdr", "master-display", "max-cll", "colorprim", "tran
 #: x265 parameters that have their own sdr2hdr option (``--x265-params`` may not set them either).
 DEDICATED_X265 = {"crf": "--crf", "preset": "--preset"}
 
-DEFAULT_CRF = 16
-DEFAULT_PRESET = "medium"
-
-
-def mastering_codes(mastering: str = "p3", peak_nits: float = 1000.0,
-                    min_nits: float = 0.0001) -> dict[str, tuple[int, ...]]:
+def mastering_codes(mastering: str, peak_nits: float, min_nits: float) -> dict[str, tuple[int, ...]]:
     """The SMPTE ST 2086 values as the HEVC SEI carries them (integers).
 
     Keys "red", "green", "blue", "white": (x, y) chromaticity in 0.00002 units;
@@ -81,7 +77,7 @@ def mastering_codes(mastering: str = "p3", peak_nits: float = 1000.0,
             "luminance": (round(peak_nits * 10000), round(min_nits * 10000))}
 
 
-def master_display(mastering: str = "p3", peak_nits: float = 1000.0, min_nits: float = 0.0001) -> str:
+def master_display(mastering: str, peak_nits: float, min_nits: float) -> str:
     """x265 ``master-display`` string: chromaticities in 0.00002 units, luminance in 0.0001 cd/m².
 
     ``mastering`` is "p3" (P3-D65) or "bt2020".
@@ -96,9 +92,9 @@ def master_display(mastering: str = "p3", peak_nits: float = 1000.0, min_nits: f
 
 def x265_params(
     *,
-    mastering: str = "p3",
-    peak_nits: float = 1000.0,
-    min_nits: float = 0.0001,
+    mastering: str,
+    peak_nits: float,
+    min_nits: float,
     max_cll: tuple[int, int] = (0, 0),
     extra: str = "",
 ) -> str:
@@ -117,9 +113,9 @@ def x265_params(
         "repeat-headers=1",
         f"master-display={master_display(mastering, peak_nits, min_nits)}",
         f"max-cll={cll},{fall}",
-        "colorprim=bt2020",
-        "transfer=smpte2084",
-        "colormatrix=bt2020nc",
+        f"colorprim={tags.PRIMARIES_NAMES[tags.PRI_BT2020]}",
+        f"transfer={tags.TRC_NAMES[tags.TRC_SMPTE2084]}",
+        f"colormatrix={tags.MATRIX_NAMES[tags.SPC_BT2020_NCL]}",
         "range=limited",
         "chromaloc=0",
         "log-level=error",
@@ -185,8 +181,8 @@ class HDR10Writer:
         info: VideoInfo,
         width: int,
         height: int,
-        crf: float = DEFAULT_CRF,
-        preset: str = DEFAULT_PRESET,
+        crf: float,
+        preset: str,
         params: str,
         copy_audio: bool = True,
         copy_subtitles: bool = True,
