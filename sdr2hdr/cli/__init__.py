@@ -27,10 +27,10 @@ def cli() -> None:
 
 def _register() -> None:
     # Each module imports only click at import time; the work is imported inside the commands.
-    from sdr2hdr.cli import convert, models, preview, testset, train
+    from sdr2hdr.cli import convert, models, preview, sample, testset, train
     from sdr2hdr.cli import eval as evaluate
 
-    for cmd in (convert.convert_cmd, convert.sample_cmd, preview.preview_cmd, evaluate.eval_cmd, models.models,
+    for cmd in (convert.convert_cmd, sample.sample_cmd, preview.preview_cmd, evaluate.eval_cmd, models.models,
                 testset.testset_cmd, train.train_cmd):
         cli.add_command(cmd)
 
