@@ -15,13 +15,8 @@ from tests.helpers import SHARED
 
 from sdr2hdr.metrics import PPD_4K_30IN_1P5M, HDRVDPResult, hdrvdp
 from sdr2hdr.metrics import _sp3
-from sdr2hdr.metrics.hdrvdp import (
-    _Correlator,
-    _front_end,
-    _pyramid_height,
-    _steerable_pyramid,
-    transducer_tables,
-)
+from sdr2hdr.metrics.hdrvdp import front_end, transducer_tables
+from sdr2hdr.metrics.hdrvdp_pyramid import Correlator, pyramid_height, steerable_pyramid
 from sdr2hdr.metrics.resize import imresize, resize_matrix
 
 REF_DIR = SHARED / "reference" / "hdrvdp"
@@ -69,8 +64,8 @@ def test_transducer_check_values():
     assert j_r[2047] == pytest.approx(98.3937413828, rel=1e-10)
 
 
-def test_front_end_check_values(cases):
-    fe = _front_end(torch.from_numpy(cases["ref"]), PPD_4K_30IN_1P5M, {})
+def testfront_end_check_values(cases):
+    fe = front_end(torch.from_numpy(cases["ref"]), PPD_4K_30IN_1P5M, {})
     assert float(fe.adapt.mean()) == pytest.approx(78.7335422777, rel=1e-10)
     assert fe.base_pad == pytest.approx(-135.0097241907, rel=1e-9)
     assert [tuple(b.shape) for b in fe.bands] == [
@@ -130,17 +125,17 @@ def test_sp3_filter_sums_and_symmetries():
 def test_fft_correlation_matches_scipy_mirror(shape):
     x = np.random.default_rng(0).standard_normal(shape)
     kernels = (_sp3.HI0, _sp3.LO0, *_sp3.BANDS, _sp3.LOF)
-    out = _Correlator(kernels, torch.device("cpu"))(torch.from_numpy(x)).numpy()
+    out = Correlator(kernels, torch.device("cpu"))(torch.from_numpy(x)).numpy()
     for got, k in zip(out, kernels):
         np.testing.assert_allclose(got, ndimage.correlate(x, k, mode="mirror"), atol=1e-13)
 
 
-def test_pyramid_height_and_band_sizes():
-    assert _pyramid_height(256, 256) == 4
-    assert _pyramid_height(384, 384) == 5
-    assert _pyramid_height(270, 333) == 4
-    assert _pyramid_height(16, 100) == 0
-    bands = _steerable_pyramid(torch.zeros(270, 333, dtype=torch.float64), {})
+def testpyramid_height_and_band_sizes():
+    assert pyramid_height(256, 256) == 4
+    assert pyramid_height(384, 384) == 5
+    assert pyramid_height(270, 333) == 4
+    assert pyramid_height(16, 100) == 0
+    bands = steerable_pyramid(torch.zeros(270, 333, dtype=torch.float64), {})
     assert [tuple(b.shape) for b in bands] == [
         (1, 270, 333), (4, 270, 333), (4, 135, 167), (4, 68, 84), (4, 34, 42), (1, 17, 21)
     ]

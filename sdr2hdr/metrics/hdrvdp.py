@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import _sp3
 from ._common import ArrayLike, as_tensor
+from .hdrvdp_pyramid import steerable_pyramid
 from .resize import imresize
 
 __all__ = ["hdrvdp", "HDRVDPResult", "PPD_4K_30IN_1P5M"]
@@ -69,7 +69,6 @@ _W_W = np.array([0.0, 0.0, 0.0003, 0.0003, 0.0398, 0.2690, 0.2142, 0.2832, 0.283
 _N_TRANSDUCER = 2048
 _N_CSF_LUT = 256
 _BT2020_Y = (0.2627, 0.6780, 0.0593)
-_PAD = 8  # largest steerable-pyramid kernel radius (lof is 17x17)
 
 
 @dataclass(frozen=True)
@@ -180,86 +179,15 @@ def _ncsf(rho: torch.Tensor, params: list) -> torch.Tensor:
     return p4 * torch.sqrt(num / (1.0 + (p1 * rho) ** p2))
 
 
-# --- §3.7 steerable pyramid ------------------------------------------------------------
-def _next_fast_len(n: int) -> int:
-    while True:
-        m = n
-        for p in (2, 3, 5, 7):
-            while m % p == 0:
-                m //= p
-        if m == 1:
-            return n
-        n += 1
-
-
-def _pyramid_height(h: int, w: int) -> int:
-    ht = 0
-    while min(h, w) >= 17:
-        ht += 1
-        h, w = h // 2, w // 2
-    return ht
-
-
-class _Correlator:
-    """2-D correlation with a fixed set of kernels, mirror borders, by FFT.
-
-    ``out[y, x] = sum_{u,v} K[u, v] * X[m(y+u-r), m(x+v-r)]`` with torch 'reflect'
-    (= scipy 'mirror') borders. The input is reflect-padded by 8 (the largest radius),
-    each kernel is placed so that its centre lines up, and one circular correlation
-    on a zero-extended 5/7-smooth grid gives every output without wrap-around.
-    Kernel spectra are cached per grid size.
-    """
-
-    def __init__(self, kernels: tuple[np.ndarray, ...], device: torch.device):
-        self.kernels = kernels
-        self.device = device
-        self._spectra: dict[tuple[int, int], torch.Tensor] = {}
-
-    def _spectrum(self, nh: int, nw: int) -> torch.Tensor:
-        key = (nh, nw)
-        if key not in self._spectra:
-            stack = torch.zeros((len(self.kernels), nh, nw), dtype=torch.float64, device=self.device)
-            for i, k in enumerate(self.kernels):
-                off = _PAD - (k.shape[0] - 1) // 2
-                stack[i, off : off + k.shape[0], off : off + k.shape[1]] = torch.from_numpy(k.copy())
-            self._spectra[key] = torch.conj(torch.fft.rfft2(stack))
-        return self._spectra[key]
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: h x w (h, w >= 9). Returns ``len(kernels) x h x w``."""
-        h, w = x.shape
-        xp = F.pad(x[None, None], (_PAD, _PAD, _PAD, _PAD), mode="reflect")[0, 0]
-        nh, nw = _next_fast_len(h + 2 * _PAD), _next_fast_len(w + 2 * _PAD)
-        spec = torch.fft.rfft2(xp, s=(nh, nw))
-        out = torch.fft.irfft2(spec[None] * self._spectrum(nh, nw), s=(nh, nw))
-        return out[:, :h, :w]
-
-
-def _steerable_pyramid(p: torch.Tensor, cache: dict) -> list[torch.Tensor]:
-    """§3.7: bands fine to coarse, each ``count x h x w`` (count 1 for high-pass and base)."""
-    device = p.device
-    if "sp_top" not in cache:
-        cache["sp_top"] = _Correlator((_sp3.HI0, _sp3.LO0), device)
-        cache["sp_level"] = _Correlator((*_sp3.BANDS, _sp3.LOF), device)
-    hi, lo = cache["sp_top"](p)
-    bands = [hi[None]]
-    for _ in range(_pyramid_height(*p.shape)):
-        out = cache["sp_level"](lo)
-        bands.append(out[:4])
-        lo = out[4, ::2, ::2]
-    bands.append(lo[None])
-    return bands
-
-
 # --- §3 front end -------------------------------------------------------------------------
 @dataclass
-class _FrontEnd:
+class FrontEnd:
     adapt: torch.Tensor  # A, H x W, cd/m² (L + M cone excitation)
     bands: list[torch.Tensor]  # steerable pyramid of the transduced response, base CSF-filtered
     base_pad: float  # mean of the unfiltered base band (v_bb when this is the reference)
 
 
-def _front_end(img: torch.Tensor, ppd: float, cache: dict, base_pad: float | None = None) -> _FrontEnd:
+def front_end(img: torch.Tensor, ppd: float, cache: dict, base_pad: float | None = None) -> FrontEnd:
     """§3 for one image (H x W, cd/m², float64). ``base_pad=None`` for the reference."""
     h, w = img.shape
     device = img.device
@@ -285,7 +213,7 @@ def _front_end(img: torch.Tensor, ppd: float, cache: dict, base_pad: float | Non
     p_r = response(r_r, j_r)
     p = (p_c - p_c.mean()) + (p_r - p_r.mean())
 
-    bands = _steerable_pyramid(p, cache)
+    bands = steerable_pyramid(p, cache)
     base = bands[-1][0]
     own_pad = float(base.mean())
     if base_pad is None:
@@ -295,7 +223,7 @@ def _front_end(img: torch.Tensor, ppd: float, cache: dict, base_pad: float | Non
     rho_bb = _rho_half_grid(2 * bh, 2 * bw, 2.0 * math.sqrt(2.0) * f_base, device)
     k_bb = _ncsf(rho_bb, [float(v) for v in _ncsf_params(float(adapt.mean()))])
     bands[-1] = _fft_filter(base, k_bb, base_pad)[None]
-    return _FrontEnd(adapt=adapt, bands=bands, base_pad=own_pad)
+    return FrontEnd(adapt=adapt, bands=bands, base_pad=own_pad)
 
 
 # --- §4 comparison ------------------------------------------------------------------------
@@ -309,6 +237,52 @@ def _box3(x: torch.Tensor) -> torch.Tensor:
 
 def _band_weight(f: float) -> float:
     return float(np.interp(np.clip(f, _W_F[0], _W_F[-1]), _W_F, _W_W))
+
+
+def _band_error(b: int, t_bands: list[torch.Tensor], r_bands: list[torch.Tensor], masks: list[torch.Tensor],
+                lam: torch.Tensor, diff_mask: torch.Tensor, csf_params: list[torch.Tensor],
+                ppd: float) -> tuple[list[float], float, float]:
+    """§4 for band ``b``: (pooled error per orientation, the band's weight, its frequency in cycles/deg).
+
+    The difference is normalised by the CSF noise at the local adapting luminance ``lam``
+    (log10 cd/m²) and by self-, cross-orientation and neighbour-band masking.
+    """
+    nb = len(t_bands)
+    tb, rb = t_bands[b], r_bands[b]
+    count, hb, wb = tb.shape
+    size = (hb, wb)
+    nb_scale = 2.0**b
+    f_b = ppd / 2.0 * 2.0**-b
+    if b < nb - 1:
+        lut = _ncsf(torch.tensor(f_b, dtype=torch.float64, device=tb.device), csf_params)
+        lam_b = imresize(lam, size).clamp(-5.0, 5.0)
+        noise: torch.Tensor | float = 1.0 / _interp_uniform(lam_b, -5.0, 10.0 / (_N_CSF_LUT - 1), lut)
+    else:
+        noise = 1.0
+    dm_b = imresize(diff_mask, size)
+
+    def neighbour(b_from: int) -> torch.Tensor:
+        m = masks[b_from]
+        idx = [min(o, m.shape[0] - 1) for o in range(count)]
+        return imresize(m[idx], size).clamp(min=0.0)
+
+    d = tb - rb
+    err = torch.sign(d) * torch.abs(d / nb_scale) ** _P_EXC * nb_scale
+    m_self = masks[b]
+    m_xo = (m_self.sum(0, keepdim=True) - m_self).clamp_(min=0.0)
+    m_n = torch.zeros_like(m_self)
+    if b >= 1:
+        m_n += neighbour(b - 1) / (nb_scale / 2.0)
+    if b <= nb - 3:
+        m_n += neighbour(b + 1) / (2.0 * nb_scale)
+    n_m = nb_scale * (
+        _K_SELF * (m_self / (noise * nb_scale)) ** _Q_INH
+        + _K_XO * (m_xo / (noise * nb_scale)) ** _Q_INH
+        + _K_XN * (m_n / noise) ** _Q_INH
+    )
+    dist = err / torch.sqrt(noise ** (2.0 * _P_EXC) + n_m**2)
+    e = torch.sqrt(((dist * dm_b) ** 2).sum(dim=(-2, -1))) / (hb * wb)
+    return [float(v) for v in e.cpu()], _band_weight(f_b), f_b
 
 
 def _to_luminance(x: ArrayLike, color_encoding: str, device: torch.device | str | None) -> torch.Tensor:
@@ -360,8 +334,8 @@ def hdrvdp(
     ppd = float(pixels_per_degree)
 
     cache: dict = {}
-    fe_r = _front_end(r, ppd, cache)
-    fe_t = _front_end(t, ppd, cache, base_pad=fe_r.base_pad)
+    fe_r = front_end(r, ppd, cache)
+    fe_t = front_end(t, ppd, cache, base_pad=fe_r.base_pad)
 
     lam = torch.log10(((fe_t.adapt + fe_r.adapt) / 2.0).clamp_(1e-5, 1e5))
     diff_mask = (torch.abs(t - r) / r > 0.001).to(torch.float64)
@@ -371,45 +345,10 @@ def hdrvdp(
     csf_params = _ncsf_params(10.0**u_nodes)
     csf_params_t = [torch.as_tensor(p, device=t.device) for p in csf_params]
 
-    def neighbour(b_from: int, count: int, size: tuple[int, int]) -> torch.Tensor:
-        m = masks[b_from]
-        idx = [min(o, m.shape[0] - 1) for o in range(count)]
-        return imresize(m[idx], size).clamp(min=0.0)
-
     total = 0.0
     errors, weights, freqs = [], [], []
     for b in range(nb):
-        tb, rb = fe_t.bands[b], fe_r.bands[b]
-        count, hb, wb = tb.shape
-        size = (hb, wb)
-        nb_scale = 2.0**b
-        f_b = ppd / 2.0 * 2.0**-b
-        if b < nb - 1:
-            lut = _ncsf(torch.tensor(f_b, dtype=torch.float64, device=t.device), csf_params_t)
-            lam_b = imresize(lam, size).clamp(-5.0, 5.0)
-            noise: torch.Tensor | float = 1.0 / _interp_uniform(lam_b, -5.0, 10.0 / (_N_CSF_LUT - 1), lut)
-        else:
-            noise = 1.0
-        dm_b = imresize(diff_mask, size)
-
-        d = tb - rb
-        err = torch.sign(d) * torch.abs(d / nb_scale) ** _P_EXC * nb_scale
-        m_self = masks[b]
-        m_xo = (m_self.sum(0, keepdim=True) - m_self).clamp_(min=0.0)
-        m_n = torch.zeros_like(m_self)
-        if b >= 1:
-            m_n += neighbour(b - 1, count, size) / (nb_scale / 2.0)
-        if b <= nb - 3:
-            m_n += neighbour(b + 1, count, size) / (2.0 * nb_scale)
-        n_m = nb_scale * (
-            _K_SELF * (m_self / (noise * nb_scale)) ** _Q_INH
-            + _K_XO * (m_xo / (noise * nb_scale)) ** _Q_INH
-            + _K_XN * (m_n / noise) ** _Q_INH
-        )
-        dist = err / torch.sqrt(noise ** (2.0 * _P_EXC) + n_m**2)
-        e = torch.sqrt(((dist * dm_b) ** 2).sum(dim=(-2, -1))) / (hb * wb)
-        e_list = [float(v) for v in e.cpu()]
-        w_b = _band_weight(f_b)
+        e_list, w_b, f_b = _band_error(b, fe_t.bands, fe_r.bands, masks, lam, diff_mask, csf_params_t, ppd)
         total += sum(w_b * (math.log(v + _Q_EPS) - math.log(_Q_EPS)) for v in e_list)
         errors.append(tuple(e_list))
         weights.append(w_b)
