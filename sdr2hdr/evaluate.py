@@ -254,6 +254,7 @@ def iter_hdr10_video(path: Path, select: FrameSelection | None = None) -> Iterat
     """
     import av
 
+    from sdr2hdr.color import tags
     from sdr2hdr.video import frames as fr
     from sdr2hdr.video.probe import open_input
 
@@ -267,8 +268,8 @@ def iter_hdr10_video(path: Path, select: FrameSelection | None = None) -> Iterat
         i = -1
         try:
             for i, frame in enumerate(container.decode(stream)):
-                if i == 0 and fr.TRC_SMPTE2084 not in (frame.color_trc, stream.codec_context.color_trc):
-                    name = fr.TRC_NAMES.get(frame.color_trc or stream.codec_context.color_trc, "unspecified")
+                if i == 0 and tags.TRC_SMPTE2084 not in (frame.color_trc, stream.codec_context.color_trc):
+                    name = tags.TRC_NAMES.get(frame.color_trc or stream.codec_context.color_trc, "unspecified")
                     raise InputError(f"{path} is not HDR10 video (transfer {name}, not SMPTE ST 2084 / PQ)")
                 if i in select:
                     yield i, fr.frame_to_hdr10_ycbcr(frame, dtype=torch.float32)

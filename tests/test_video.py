@@ -1,4 +1,4 @@
-"""Video input: chroma filters, the colour path to the model input, codecs/containers, refusals.
+"""Video input: the colour path to the model input, codecs/containers, refusals.
 
 Clips are tiny (32x24, a few frames) and generated here (tests/videos.py);
 timestamps and tags are checked against ffprobe, code values against
@@ -19,7 +19,7 @@ import torch
 warnings.filterwarnings("ignore", module="colour")
 import colour  # noqa: E402
 
-import videos  # noqa: E402
+from tests import videos  # noqa: E402
 from sdr2hdr.errors import InputError  # noqa: E402
 from sdr2hdr.video import frames as fr  # noqa: E402
 from sdr2hdr.video.probe import probe  # noqa: E402
@@ -31,37 +31,6 @@ K = {"bt709": colour.WEIGHTS_YCBCR["ITU-R BT.709"], "bt601": colour.WEIGHTS_YCBC
 def read_all(path: Path, **kw: object) -> tuple[list[fr.PlanarFrame], FrameReader]:
     reader = FrameReader(probe(path), **kw)
     return list(reader), reader
-
-
-# ------------------------------------------------------------- chroma filters
-
-
-def test_upsample_420_left_siting_known_values() -> None:
-    c = torch.tensor([[0.0, 4.0], [8.0, 12.0]], dtype=torch.float64)  # chroma 2x2 for luma 4x4
-    up = fr.upsample_chroma(c, 4, 4, 2, 2, "left")
-    # columns: 0 -> c0, 1 -> (c0+c1)/2, 2 -> c1, 3 -> c1 (edge); rows: sample j sits at luma row 2j+0.5
-    row0 = torch.tensor([0.0, 2.0, 4.0, 4.0])
-    row1 = torch.tensor([8.0, 10.0, 12.0, 12.0])
-    expect = torch.stack([row0, 0.75 * row0 + 0.25 * row1, 0.25 * row0 + 0.75 * row1, row1]).double()
-    torch.testing.assert_close(up, expect)
-
-
-def test_upsample_center_422_and_odd_sizes() -> None:
-    c = torch.tensor([[0.0, 4.0, 8.0]], dtype=torch.float64)  # 4:2:2, luma width 5 -> 3 chroma
-    up = fr.upsample_chroma(c, 1, 5, 2, 1, "left")  # co-sited: even columns exact, odd ones midpoints
-    torch.testing.assert_close(up, torch.tensor([[0.0, 2.0, 4.0, 6.0, 8.0]], dtype=torch.float64))
-    upc = fr.upsample_chroma(c, 1, 5, 2, 1, "center")  # sample i at luma 2i + 0.5
-    torch.testing.assert_close(upc, torch.tensor([[0.0, 1.0, 3.0, 5.0, 7.0]], dtype=torch.float64))
-
-
-def test_downsample_left_sited_and_linear_ramp_round_trip() -> None:
-    x = torch.arange(8, dtype=torch.float64).view(1, 1, 1, 8).expand(1, 1, 4, 8) * 10
-    d = fr.downsample_chroma(x)  # [1,2,1]/4 centred on even columns: a ramp keeps its value there
-    torch.testing.assert_close(d[0, 0, 0], torch.tensor([2.5, 20.0, 40.0, 60.0], dtype=torch.float64))
-    up = fr.upsample_chroma(d, 4, 8, 2, 2, "left")
-    torch.testing.assert_close(up[..., 2:7], x[..., 2:7])  # interior of a ramp survives the round trip
-    v = torch.arange(4, dtype=torch.float64).view(1, 1, 4, 1).expand(1, 1, 4, 2)
-    torch.testing.assert_close(fr.downsample_chroma(v)[0, 0, :, 0], torch.tensor([0.5, 2.5], dtype=torch.float64))
 
 
 # -------------------------------------------------------- colour path (model input)
@@ -205,6 +174,49 @@ def test_refuses_real_hdr_clips(shared: Path) -> None:
         with pytest.raises(InputError) as e:
             probe(clip)
         assert "already HDR" in _one_line(e), clip
+
+
+def test_one_prober_for_convert_and_training(tmp_path: Path) -> None:
+    """The training data decode the same VideoInfo as convert's probe; convert still refuses the clip, in one line."""
+    from dataclasses import replace
+
+    from sdr2hdr.data.hdrvideo import decode_frames
+    from sdr2hdr.video.probe import VideoInfo
+
+    clip = videos.make_hdr10_clip(tmp_path / "pq.mkv", n=3)
+    with pytest.raises(InputError) as e:
+        probe(clip)
+    assert _one_line(e) == f"{clip} is already HDR (PQ / SMPTE ST 2084 transfer); sdr2hdr converts SDR input only"
+    info = probe(clip, deinterlace="off", allow_hdr=True)
+    v = decode_frames(clip, require_hdr=True)
+    assert type(v.info) is type(info) is VideoInfo
+    assert replace(v.info, fmt=info.fmt) == info  # the same probe; v.info.fmt describes the planes held
+    assert v.info.is_hdr and (v.info.transfer, v.info.primaries, v.info.matrix) == ("smpte2084", "bt2020", "bt2020nc")
+    assert v.info.fmt.bits == 10 and v.y.shape == (3, 24, 32) and v.uv.shape == (3, 2, 12, 16) and v.indices == [0, 1, 2]
+    sdr = videos.make_clip(tmp_path / "sdr.mp4", n=2)
+    with pytest.raises(InputError, match=r"sdr\.mp4: not an HDR video \(transfer bt709\)"):
+        decode_frames(sdr, require_hdr=True)
+    with pytest.raises(InputError, match=r"pq\.mkv: is an HDR video \(PQ / SMPTE ST 2084 transfer\) where the SDR side"):
+        decode_frames(clip, require_hdr=False)
+
+
+def test_reader_selection_and_420_planes(tmp_path: Path) -> None:
+    """``select`` hands on only the picked frames (same planes and timestamps), ``yuv420_bits`` the 4:2:0 layout."""
+    from sdr2hdr.evaluate import FrameSelection
+
+    path = videos.make_clip(tmp_path / "c.mkv", n=10, pix_fmt="yuv444p")
+    full, _ = read_all(path)
+    reader = FrameReader(probe(path), select=FrameSelection.parse("2:9", 3))
+    got = list(reader)
+    assert [f.index for f in got] == [2, 5, 8] and reader.stopped and reader.frames_read == 9
+    for f in got:
+        assert f.pts == full[f.index].pts and all(np.array_equal(a, b) for a, b in zip(f.planes, full[f.index].planes))
+    for bits, dtype in ((8, np.uint8), (10, np.uint16)):
+        (f,) = list(FrameReader(probe(path), select=FrameSelection.parse("1"), yuv420_bits=bits))
+        assert (f.fmt.bits, f.fmt.sub_x, f.fmt.sub_y) == (bits, 2, 2) and f.planes[0].dtype == dtype
+        assert [p.shape for p in f.planes] == [(24, 32), (12, 16), (12, 16)]
+    y10 = list(FrameReader(probe(path), yuv420_bits=10))[0].planes[0].astype(np.int32)
+    assert np.abs(y10 - 4 * full[0].planes[0].astype(np.int32)).max() <= 3  # the same luma, at 10 bits
 
 
 def test_refuses_non_videos(tmp_path: Path) -> None:

@@ -20,9 +20,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import SHARED
+from tests.helpers import SHARED
 
 from sdr2hdr import color
+from sdr2hdr.color import tags
 from sdr2hdr.video import frames as fr
 from sdr2hdr.video.sample import encode_sdr, render_frame
 
@@ -102,8 +103,8 @@ def make_hdr10_clip(path: Path, *, n: int = 2, size: tuple[int, int] = (32, 24),
     s = out.add_stream("libx265", rate=24)
     cc = s.codec_context
     cc.width, cc.height, cc.pix_fmt = w, h, "yuv420p10le"
-    cc.color_primaries, cc.colorspace, cc.color_range = fr.PRI_BT2020, fr.SPC_BT2020_NCL, fr.RANGE_MPEG
-    cc.color_trc = fr.TRC_SMPTE2084 if tag_transfer else 2
+    cc.color_primaries, cc.colorspace, cc.color_range = tags.PRI_BT2020, tags.SPC_BT2020_NCL, tags.RANGE_MPEG
+    cc.color_trc = tags.TRC_SMPTE2084 if tag_transfer else tags.TRC_UNSPECIFIED
     params = "log-level=error:colorprim=bt2020:colormatrix=bt2020nc" + (":transfer=smpte2084" if tag_transfer else "")
     cc.options = {"x265-params": params}
     for i in range(n):
@@ -111,7 +112,7 @@ def make_hdr10_clip(path: Path, *, n: int = 2, size: tuple[int, int] = (32, 24),
         c = np.full((h // 2, w // 2), 512, np.uint16)
         f = fr.hdr10_frame(y, c, c)
         if not tag_transfer:
-            f.color_trc = 2
+            f.color_trc = tags.TRC_UNSPECIFIED
         f.pts = i
         for p in s.encode(f):
             out.mux(p)
@@ -162,8 +163,8 @@ def decode_hdr10_planes(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
         for f in c.decode(video=0):
             assert f.format.name == fr.HDR10_PIX_FMT
             w, h = f.width, f.height
-            ys.append(torch.from_numpy(fr._plane_array(f.planes[0], w, h, np.dtype(np.uint16)).astype(np.int32)))
-            cs.append(torch.stack([torch.from_numpy(fr._plane_array(f.planes[i], w // 2, h // 2, np.dtype(np.uint16))
+            ys.append(torch.from_numpy(fr.plane_array(f.planes[0], w, h, np.dtype(np.uint16)).astype(np.int32)))
+            cs.append(torch.stack([torch.from_numpy(fr.plane_array(f.planes[i], w // 2, h // 2, np.dtype(np.uint16))
                                                     .astype(np.int32)) for i in (1, 2)]))
     return torch.stack(ys), torch.stack(cs)
 

@@ -40,12 +40,12 @@ Input (LR SDR, the model's input convention)
    kernel drawn from ``downscale_kernels``: bicubic with antialiasing (MATLAB
    ``imresize``-like) or area (box) averaging.
 6. 4:2:0 chroma, "left" sited as H.264 / HEVC define it (the same filter
-   the HDR10 writer uses, :func:`sdr2hdr.video.frames.downsample_chroma`),
+   the HDR10 writer uses, :func:`sdr2hdr.color.chroma.downsample_chroma`),
    8-bit rounding of all planes.
 7. With probability ``h264_prob``: one-frame H.264 (libx264, ``veryfast``) at
    a CRF uniform in ``crf_range``; the decoded planes replace the clean ones.
 8. Chroma back to full resolution with the decoder-side bilinear, sited
-   filter of ``sdr2hdr convert`` (:func:`sdr2hdr.video.frames.upsample_chroma`),
+   filter of ``sdr2hdr convert`` (:func:`sdr2hdr.color.chroma.upsample_chroma`),
    rounded to 8-bit: code values / 255, 4:4:4 -- exactly what the network
    gets from a decoded 4:2:0 SDR video at inference.
 
@@ -66,6 +66,7 @@ import torch
 import torch.nn.functional as F
 
 from sdr2hdr import color
+from sdr2hdr.color.chroma import downsample_chroma, upsample_chroma
 
 __all__ = [
     "OPERATORS",
@@ -244,14 +245,10 @@ def _downscale(x: torch.Tensor, scale: int, kernel: str) -> torch.Tensor:
 
 
 def _chroma_down(c: torch.Tensor) -> torch.Tensor:
-    from sdr2hdr.video.frames import downsample_chroma
-
     return downsample_chroma(c.unsqueeze(0))[0]
 
 
 def _chroma_up(c: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    from sdr2hdr.video.frames import upsample_chroma
-
     return upsample_chroma(c, h, w, 2, 2, "left")
 
 

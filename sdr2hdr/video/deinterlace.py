@@ -27,6 +27,8 @@ from fractions import Fraction
 
 import av
 
+from sdr2hdr.color import tags
+
 MODES = ("auto", "off", "on")
 
 #: AVFieldOrder -> the field displayed first (TB: top coded first, bottom displayed first).
@@ -62,7 +64,8 @@ class Deinterlacer:
         sar = frame.sample_aspect_ratio if getattr(frame, "sample_aspect_ratio", None) else Fraction(1)
         self._src = g.add("buffer", video_size=f"{frame.width}x{frame.height}", pix_fmt=frame.format.name,
                           time_base=str(self.time_base), pixel_aspect=f"{sar.numerator}/{sar.denominator}",
-                          colorspace=str(int(frame.colorspace or 2)), range=str(int(frame.color_range or 0)))
+                          colorspace=str(int(frame.colorspace or tags.SPC_UNSPECIFIED)),
+                          range=str(int(frame.color_range or tags.RANGE_UNSPECIFIED)))
         bw = g.add("bwdif", f"mode=send_frame:parity={self.parity}:deint={self.deint}")
         self._sink = g.add("buffersink")
         self._src.link_to(bw)

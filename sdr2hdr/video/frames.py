@@ -13,15 +13,8 @@ and transfer of SD sources (SMPTE 170M / BT.470BG primaries, BT.601
 transfer) are taken as BT.709 / BT.1886, as players do (their primaries
 differ by less than 0.01 in xy).
 
-Chroma up-sampling (source 4:2:0 / 4:2:2 -> 4:4:4): separable **bilinear**
-interpolation at the source's chroma sample positions, edge samples
-repeated. Positions follow the codec's chroma siting: "left" (MPEG-2, H.264,
-HEVC, VP9, AV1 default: horizontally co-sited with even luma columns,
-vertically half-way between two luma rows), "center" (MPEG-1, JPEG) or
-"topleft" (co-sited both ways). For "left" 4:2:0 that means luma column
-``2i`` takes chroma sample ``i`` and column ``2i+1`` the mean of ``i`` and
-``i+1``; luma rows ``2j`` / ``2j+1`` take ``3/4, 1/4`` mixes of chroma rows
-``j-1, j`` / ``j, j+1``. 4:2:2 is co-sited horizontally.
+Chroma is up-sampled at the source's siting ("left", "center", "topleft") by
+:func:`sdr2hdr.color.chroma.upsample_chroma`, which describes the filters.
 
 HDR10 output (what :func:`hdr10_420` makes of the model output)
 -----------------------------------------------------------------
@@ -52,34 +45,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import av
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sdr2hdr import color
-
-# FFmpeg enum values (libavutil/pixfmt.h), as PyAV reports them (ints).
-SPC_RGB, SPC_BT709, SPC_UNSPECIFIED, SPC_FCC, SPC_BT470BG, SPC_SMPTE170M, SPC_SMPTE240M = 0, 1, 2, 4, 5, 6, 7
-SPC_BT2020_NCL, SPC_BT2020_CL = 9, 10
-TRC_BT709, TRC_SMPTE2084, TRC_ARIB_STD_B67 = 1, 16, 18
-PRI_BT709, PRI_BT2020 = 1, 9
-RANGE_UNSPECIFIED, RANGE_MPEG, RANGE_JPEG = 0, 1, 2
-
-#: Names used in messages (subset of FFmpeg's names).
-TRC_NAMES = {1: "bt709", 2: "unknown", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
-             13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 18: "arib-std-b67"}
-PRIMARIES_NAMES = {1: "bt709", 2: "unknown", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020",
-                   11: "smpte431", 12: "smpte432"}
-MATRIX_NAMES = {0: "gbr", 1: "bt709", 2: "unknown", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
-                8: "ycgco", 9: "bt2020nc", 10: "bt2020c", 14: "ictcp"}
-
-#: Horizontal / vertical chroma sample offset in luma pixels, by siting.
-SITING_OFFSETS = {"left": (0.0, 0.5), "center": (0.5, 0.5), "topleft": (0.0, 0.0)}
-#: Codecs whose 4:2:0 chroma is centred (everything else is MPEG-2 style "left").
-CENTER_SITED_CODECS = {"mjpeg", "mpeg1video", "jpeg2000", "ljpeg"}
+from sdr2hdr.color.chroma import CENTER_SITED_CODECS, downsample_chroma, upsample_chroma
+from sdr2hdr.color.tags import (
+    MATRIX_NAMES,
+    PRI_BT709,
+    PRI_BT2020,
+    PRI_SMPTE170M,
+    RANGE_JPEG,
+    RANGE_MPEG,
+    RANGE_UNSPECIFIED,
+    SPC_BT709,
+    SPC_BT2020_NCL,
+    SPC_SMPTE170M,
+    SPC_UNSPECIFIED,
+    TRC_BT709,
+    TRC_BT2020_10,
+    TRC_SMPTE170M,
+    TRC_SMPTE2084,
+    guess_matrix,
+)
 
 #: HDR10 output code range (10-bit, reserved codes excluded).
 HDR10_CODE_MIN, HDR10_CODE_MAX = 4, 1019
@@ -91,31 +81,12 @@ _SEMI_PLANAR = {"nv12": "yuv420p", "nv21": "yuv420p", "nv16": "yuv422p", "nv24":
                 "p410le": "yuv444p10le", "yuyv422": "yuv422p", "uyvy422": "yuv422p", "y210le": "yuv422p10le"}
 
 
-def guess_matrix(colorspace: int, width: int, height: int) -> str | None:
-    """FFmpeg colorspace -> our matrix name; unspecified is guessed from the size
-    (BT.709 for HD: width >= 1280 or height > 576, else BT.601, as mpv/ffmpeg do).
-
-    Returns None for matrices we cannot convert (YCgCo, ICtCp, BT.2020 CL, ...).
-    """
-    if colorspace == SPC_BT709:
-        return "bt709"
-    if colorspace in (SPC_BT470BG, SPC_SMPTE170M, SPC_FCC):
-        return "bt601"
-    if colorspace == SPC_BT2020_NCL:
-        return "bt2020"
-    if colorspace in (SPC_UNSPECIFIED, 3) or colorspace > 14:
-        return "bt709" if (width >= 1280 or height > 576) else "bt601"
-    if colorspace == SPC_SMPTE240M:  # Kr/Kb 0.212/0.087: within 0.0015 of BT.709, treated as it
-        return "bt709"
-    return None
-
-
 @dataclass(frozen=True)
 class SourceFormat:
     """How a decoded frame's samples are to be read (constant along a stream, checked per frame).
 
     ``kind`` is "yuv", "rgb" (planes G, B, R) or "gray"; ``sub_x``/``sub_y`` are
-    the chroma subsampling factors (1 or 2); ``siting`` one of :data:`SITING_OFFSETS`;
+    the chroma subsampling factors (1 or 2); ``siting`` one of :data:`sdr2hdr.color.chroma.SITING_OFFSETS`;
     ``width`` / ``height`` the coded size; ``rotation`` the display rotation
     (degrees counter-clockwise, 0 / 90 / 180 / 270) :func:`model_input` applies.
     """
@@ -161,7 +132,7 @@ class PlanarFrame:
         return sum(p.nbytes for p in self.planes)
 
 
-def _plane_array(plane: av.video.plane.VideoPlane, width: int, height: int, dtype: np.dtype) -> np.ndarray:
+def plane_array(plane: av.video.plane.VideoPlane, width: int, height: int, dtype: np.dtype) -> np.ndarray:
     """A (height, width) view on a plane's buffer (line padding skipped)."""
     item = np.dtype(dtype).itemsize
     buf = np.frombuffer(plane, dtype=dtype)
@@ -228,77 +199,18 @@ def frame_to_planar(frame: av.VideoFrame, fmt: SourceFormat, *, pts: int = 0) ->
     dtype = np.dtype(np.uint16) if fmt.bits > 8 else np.dtype(np.uint8)
     w, h = fmt.width, fmt.height
     if fmt.kind == "gray":
-        y = np.ascontiguousarray(_plane_array(frame.planes[0], w, h, dtype))
+        y = np.ascontiguousarray(plane_array(frame.planes[0], w, h, dtype))
         return PlanarFrame(fmt, (y,), pts)
     if fmt.kind == "rgb":
-        planes = tuple(np.ascontiguousarray(_plane_array(frame.planes[i], w, h, dtype)) for i in range(3))
+        planes = tuple(np.ascontiguousarray(plane_array(frame.planes[i], w, h, dtype)) for i in range(3))
         return PlanarFrame(fmt, planes, pts)
     cw, ch = -(-w // fmt.sub_x), -(-h // fmt.sub_y)
     planes = (
-        np.ascontiguousarray(_plane_array(frame.planes[0], w, h, dtype)),
-        np.ascontiguousarray(_plane_array(frame.planes[1], cw, ch, dtype)),
-        np.ascontiguousarray(_plane_array(frame.planes[2], cw, ch, dtype)),
+        np.ascontiguousarray(plane_array(frame.planes[0], w, h, dtype)),
+        np.ascontiguousarray(plane_array(frame.planes[1], cw, ch, dtype)),
+        np.ascontiguousarray(plane_array(frame.planes[2], cw, ch, dtype)),
     )
     return PlanarFrame(fmt, planes, pts)
-
-
-# --------------------------------------------------------------- chroma filters
-
-
-@lru_cache(maxsize=128)
-def _interp_table(
-    n_out: int, n_in: int, factor: int, offset: float, device: torch.device, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Bilinear taps: output i reads (1-w)*in[i0] + w*in[i1], input sample k sits at ``factor*k + offset``."""
-    pos = (np.arange(n_out, dtype=np.float64) - offset) / factor
-    pos = np.clip(pos, 0.0, n_in - 1)
-    i0 = np.floor(pos).astype(np.int64)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    w = pos - i0
-    return (torch.from_numpy(i0).to(device), torch.from_numpy(i1).to(device),
-            torch.from_numpy(w).to(device=device, dtype=dtype))
-
-
-def _interp_axis(x: torch.Tensor, dim: int, n_out: int, factor: int, offset: float) -> torch.Tensor:
-    if factor == 1 and x.shape[dim] == n_out:
-        return x
-    i0, i1, w = _interp_table(n_out, x.shape[dim], factor, offset, x.device, x.dtype)
-    shape = [1] * x.ndim
-    shape[dim] = n_out
-    w = w.reshape(shape)
-    a = x.index_select(dim, i0)
-    b = x.index_select(dim, i1)
-    return torch.lerp(a, b, w)
-
-
-def upsample_chroma(c: torch.Tensor, height: int, width: int, sub_x: int, sub_y: int, siting: str = "left") -> torch.Tensor:
-    """Chroma planes ``(..., ceil(H/sub_y), ceil(W/sub_x))`` -> ``(..., H, W)``, bilinear at the sited positions.
-
-    4:2:2 (``sub_y == 1``) is horizontally co-sited whatever ``siting`` says
-    about vertical placement; "center" moves 4:2:2 too.
-    """
-    off_x, off_y = SITING_OFFSETS[siting]
-    off_x = off_x if sub_x == 2 else 0.0
-    off_y = off_y if sub_y == 2 else 0.0
-    c = _interp_axis(c, c.ndim - 2, height, sub_y, off_y)
-    return _interp_axis(c, c.ndim - 1, width, sub_x, off_x)
-
-
-def downsample_chroma(c: torch.Tensor, sub_x: int = 2, sub_y: int = 2) -> torch.Tensor:
-    """Full-resolution chroma ``(B, C, H, W)`` -> "left"-sited subsampled chroma.
-
-    Horizontally ``[1, 2, 1] / 4`` centred on even columns, vertically the mean
-    of rows ``2j, 2j+1``; edges repeated; odd sizes give ``ceil(n / 2)`` samples.
-    """
-    if sub_y == 2:
-        if c.shape[-2] % 2:
-            c = torch.cat((c, c[..., -1:, :]), dim=-2)
-        c = 0.5 * (c[..., 0::2, :] + c[..., 1::2, :])
-    if sub_x == 2:
-        w = c.shape[-1]
-        p = F.pad(c.reshape(-1, 1, *c.shape[-2:]), (1, 1, 0, 0), mode="replicate").reshape(*c.shape[:-1], w + 2)
-        c = 0.25 * p[..., 0:w:2] + 0.5 * p[..., 1 : w + 1 : 2] + 0.25 * p[..., 2 : w + 2 : 2]
-    return c
 
 
 # ------------------------------------------------------------------ model input
@@ -381,7 +293,7 @@ def hdr10_frame(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> av.VideoFrame:
     frame = av.VideoFrame(w, h, HDR10_PIX_FMT)
     for plane, data in zip(frame.planes, (y, cb, cr)):
         ph, pw = data.shape
-        _plane_array(plane, pw, ph, np.dtype(np.uint16))[...] = data
+        plane_array(plane, pw, ph, np.dtype(np.uint16))[...] = data
     tag_hdr10(frame)
     return frame
 
@@ -401,9 +313,9 @@ def frame_to_hdr10_ycbcr(frame: av.VideoFrame, *, dtype: torch.dtype = torch.flo
     """
     fr = frame if frame.format.name == HDR10_PIX_FMT else frame.reformat(format=HDR10_PIX_FMT)
     w, h = fr.width, fr.height
-    y = torch.from_numpy(_plane_array(fr.planes[0], w, h, np.dtype(np.uint16)).astype(np.int32)).to(dtype)
+    y = torch.from_numpy(plane_array(fr.planes[0], w, h, np.dtype(np.uint16)).astype(np.int32)).to(dtype)
     cw, ch = -(-w // 2), -(-h // 2)
-    c = torch.stack([torch.from_numpy(_plane_array(fr.planes[i], cw, ch, np.dtype(np.uint16)).astype(np.int32)).to(dtype) for i in (1, 2)])
+    c = torch.stack([torch.from_numpy(plane_array(fr.planes[i], cw, ch, np.dtype(np.uint16)).astype(np.int32)).to(dtype) for i in (1, 2)])
     c = upsample_chroma(c, h, w, 2, 2, "left")
     return torch.cat((y.unsqueeze(0), c), dim=0) / 1023.0
 
@@ -436,9 +348,9 @@ def sdr_frame(
     frame = av.VideoFrame(w, h, pix_fmt)
     for plane, data in zip(frame.planes, planes):
         ph, pw = data.shape
-        _plane_array(plane, pw, ph, np.dtype(dtype))[...] = data
+        plane_array(plane, pw, ph, np.dtype(dtype))[...] = data
     frame.colorspace = {"bt709": SPC_BT709, "bt601": SPC_SMPTE170M, "bt2020": SPC_BT2020_NCL}[matrix]
     frame.color_range = RANGE_JPEG if full_range else RANGE_MPEG
-    frame.color_primaries = {"bt709": PRI_BT709, "bt601": 6, "bt2020": PRI_BT2020}[matrix]
-    frame.color_trc = {"bt709": TRC_BT709, "bt601": 6, "bt2020": 14}[matrix]
+    frame.color_primaries = {"bt709": PRI_BT709, "bt601": PRI_SMPTE170M, "bt2020": PRI_BT2020}[matrix]
+    frame.color_trc = {"bt709": TRC_BT709, "bt601": TRC_SMPTE170M, "bt2020": TRC_BT2020_10}[matrix]
     return frame

@@ -21,13 +21,8 @@ import numpy as np
 import torch
 
 from sdr2hdr import color
-from sdr2hdr.video.frames import (
-    HDR10_CODE_MAX,
-    HDR10_CODE_MIN,
-    _interp_axis,
-    _interp_table,
-    downsample_chroma,
-)
+from sdr2hdr.color.chroma import downsample_chroma, interp_axis, interp_table
+from sdr2hdr.video.frames import HDR10_CODE_MAX, HDR10_CODE_MIN
 
 __all__ = ["STRIP_PIXELS", "HDR10Batch", "hdr10_420", "light_levels", "row_strips"]
 
@@ -104,13 +99,13 @@ def light_levels(y: torch.Tensor, c: torch.Tensor) -> tuple[list[float], list[fl
     strip from the rows each output row reads, as the whole-frame filter would.
     """
     b, h, w = y.shape
-    i0, i1, wt = _interp_table(h, c.shape[-2], 2, 0.5, c.device, torch.float32)
+    i0, i1, wt = interp_table(h, c.shape[-2], 2, 0.5, c.device, torch.float32)
     peak = torch.full((b,), float("-inf"), dtype=torch.float32, device=y.device)
     total = torch.zeros((b,), dtype=torch.float64, device=y.device)
     for r0, r1 in row_strips(b, h, w):
         a = c.index_select(-2, i0[r0:r1]).float() / 1023.0
         z = c.index_select(-2, i1[r0:r1]).float() / 1023.0
-        cf = _interp_axis(torch.lerp(a, z, wt[r0:r1].view(-1, 1)), 3, w, 2, 0.0)
+        cf = interp_axis(torch.lerp(a, z, wt[r0:r1].view(-1, 1)), 3, w, 2, 0.0)
         yf = y[:, r0:r1].float() / 1023.0
         lin = color.hdr10_to_linear(torch.cat((yf.unsqueeze(1), cf), dim=1), bits=10)
         m = lin.amax(dim=1).reshape(b, -1)

@@ -46,15 +46,16 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+from sdr2hdr.color import tags
 from sdr2hdr.errors import OutputError
 from sdr2hdr.video.writer import mastering_codes
 
 #: Matroska codes written besides the light levels (ITU-T H.273 / Matroska ChromaSiting values).
 FIXED_PROPERTIES = (
-    ("color-matrix-coefficients", "9"),  # BT.2020 non-constant luminance
-    ("color-range", "1"),  # broadcast (limited) range
-    ("color-transfer-characteristics", "16"),  # SMPTE ST 2084 (PQ)
-    ("color-primaries", "9"),  # BT.2020
+    ("color-matrix-coefficients", str(tags.SPC_BT2020_NCL)),  # 9: BT.2020 non-constant luminance
+    ("color-range", str(tags.RANGE_MPEG)),  # 1: broadcast (limited) range
+    ("color-transfer-characteristics", str(tags.TRC_SMPTE2084)),  # 16: SMPTE ST 2084 (PQ)
+    ("color-primaries", str(tags.PRI_BT2020)),  # 9: BT.2020
     ("chroma-siting-horizontal", "1"),  # left (co-sited with luma)
     ("chroma-siting-vertical", "2"),  # half (between the two luma rows)
 )

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import av
 
+from sdr2hdr.color import tags
 from sdr2hdr.errors import InputError, Sdr2HdrError, one_line
 from sdr2hdr.video import frames as fr
 from sdr2hdr.video.deinterlace import MODES as DEINTERLACE_MODES
@@ -164,8 +165,8 @@ def probe(path: str | os.PathLike[str], *, deinterlace: str = "auto", refuse_tru
             raise InputError(f"{path}: its video stream has no decodable frame (empty or damaged)")
         _refuse_hdr(path, cc, first)
         try:
-            fmt = fr.source_format(first, codec_name=codec, fallback_colorspace=cc.colorspace or 2,
-                                   fallback_range=cc.color_range or 0)
+            fmt = fr.source_format(first, codec_name=codec, fallback_colorspace=cc.colorspace or tags.SPC_UNSPECIFIED,
+                                   fallback_range=cc.color_range or tags.RANGE_UNSPECIFIED)
         except ValueError as exc:
             raise InputError(f"{path}: {exc}; give SDR video in BT.709 or BT.601 Y'CbCr or RGB") from None
         if fmt.kind == "yuv" and fmt.matrix == "bt2020":
@@ -195,8 +196,8 @@ def probe(path: str | os.PathLike[str], *, deinterlace: str = "auto", refuse_tru
             duration_declared=dur,
             duration_is_stream=dur_is_stream,
             sample_aspect_ratio=_sar(first, cc),
-            transfer=fr.TRC_NAMES.get(first.color_trc or cc.color_trc, str(first.color_trc)),
-            primaries=fr.PRIMARIES_NAMES.get(first.color_primaries or cc.color_primaries, str(first.color_primaries)),
+            transfer=tags.tag_name(tags.TRC_NAMES, first.color_trc or cc.color_trc, str(first.color_trc)),
+            primaries=tags.tag_name(tags.PRIMARIES_NAMES, first.color_primaries or cc.color_primaries, str(first.color_primaries)),
             audio=[(s.index, s.codec_context.name) for s in container.streams.audio],
             subtitles=[(s.index, s.codec_context.name if s.codec_context else "?") for s in container.streams.subtitles],
             attached_pics=[(s.index, s.codec_context.name if s.codec_context else "?") for s in container.streams
@@ -251,15 +252,15 @@ def _sar(frame: av.VideoFrame, cc: av.video.codeccontext.VideoCodecContext) -> F
 
 def _refuse_hdr(path: Path, cc: av.video.codeccontext.VideoCodecContext, frame: av.VideoFrame) -> None:
     for trc in (frame.color_trc, cc.color_trc):
-        if trc in (fr.TRC_SMPTE2084, fr.TRC_ARIB_STD_B67):
-            what = "PQ / SMPTE ST 2084" if trc == fr.TRC_SMPTE2084 else "HLG / ARIB STD-B67"
+        if tags.is_hdr_transfer(trc):
+            what = tags.describe_hdr_transfer(trc)
             raise InputError(f"{path} is already HDR ({what} transfer); sdr2hdr converts SDR input only")
     for sd in _side_data_types(frame):
         if any(k in sd for k in _HDR_SIDE_DATA):
             raise InputError(f"{path} is already HDR (it carries {sd.lower().replace('_', ' ')} metadata); sdr2hdr converts SDR input only")
     bits = max(c.bits for c in frame.format.components)
-    wide = fr.PRI_BT2020 in (frame.color_primaries, cc.color_primaries) or fr.SPC_BT2020_NCL in (frame.colorspace, cc.colorspace) \
-        or fr.SPC_BT2020_CL in (frame.colorspace, cc.colorspace)
+    wide = tags.PRI_BT2020 in (frame.color_primaries, cc.color_primaries) \
+        or tags.SPC_BT2020_NCL in (frame.colorspace, cc.colorspace) or tags.SPC_BT2020_CL in (frame.colorspace, cc.colorspace)
     if wide and bits > 8:
         raise InputError(f"{path} is {bits}-bit BT.2020 video, i.e. already HDR / wide colour; sdr2hdr converts SDR input only")
 

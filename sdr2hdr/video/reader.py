@@ -40,6 +40,7 @@ from dataclasses import replace
 
 import av
 
+from sdr2hdr.color import tags
 from sdr2hdr.errors import InputError
 from sdr2hdr.video import frames as fr
 from sdr2hdr.video.deinterlace import Deinterlacer
@@ -93,8 +94,8 @@ class FrameReader:
             if self.threads:
                 stream.codec_context.thread_count = self.threads
             codec = stream.codec_context.codec.canonical_name if stream.codec_context.codec else stream.codec_context.name
-            fallback_cs = stream.codec_context.colorspace or fr.SPC_UNSPECIFIED
-            fallback_rng = stream.codec_context.color_range or fr.RANGE_UNSPECIFIED
+            fallback_cs = stream.codec_context.colorspace or tags.SPC_UNSPECIFIED
+            fallback_rng = stream.codec_context.color_range or tags.RANGE_UNSPECIFIED
             nominal = info.frame_duration
             pending: fr.PlanarFrame | None = None
             pending_dur = 0

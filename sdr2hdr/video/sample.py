@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from sdr2hdr import outfile
+from sdr2hdr.color import tags
 from sdr2hdr.errors import OutputError, one_line
 from sdr2hdr.video import frames as fr
 
@@ -137,15 +138,16 @@ def encode_sdr(
                     cc.colorspace, cc.color_range = frame.colorspace, frame.color_range
                     cc.color_primaries, cc.color_trc = frame.color_primaries, frame.color_trc
                 elif full_range:
-                    cc.color_range = fr.RANGE_JPEG
+                    cc.color_range = tags.RANGE_JPEG
                 cc.options = dict(options or {})
                 if audio_seconds:
                     acodec = "libopus" if path.suffix.lower() == ".webm" else "aac"
                     aus = out.add_stream(acodec, rate=48000)
                     aus.codec_context.layout = "stereo"
             if not tag:
-                frame.colorspace, frame.color_primaries, frame.color_trc = 2, 2, 2
-                frame.color_range = fr.RANGE_JPEG if full_range else 0
+                frame.colorspace, frame.color_primaries, frame.color_trc = (
+                    tags.SPC_UNSPECIFIED, tags.PRI_UNSPECIFIED, tags.TRC_UNSPECIFIED)
+                frame.color_range = tags.RANGE_JPEG if full_range else tags.RANGE_UNSPECIFIED
             frame.pts = pts[i] if pts is not None else i
             frame.time_base = tb
             for pkt in vs.encode(frame):
