@@ -73,6 +73,7 @@ def test_resume_takes_the_runs_options_and_refuses_others(tmp_path: Path) -> Non
 @pytest.mark.parametrize(("kw", "world", "msg"), [
     ({"scale": 3}, 1, "--scale must be 2 or 4"),
     ({"schedule": "linear"}, 1, "--schedule must be step or cosine"),
+    ({"loss": "huber"}, 1, "--loss must be l2, l1 or psnr"),
     ({"hr_patch": 96}, 1, "JSI-GAN's discriminators take 160x160"),
     ({"hr_patch": 30, "stage": "jsinet"}, 1, "must be a multiple of 4"),
     ({"batch_size": 2}, 1, "at least 3 patches per discriminator batch"),

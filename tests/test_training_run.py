@@ -225,11 +225,16 @@ def test_cli_trains_and_resumes(data_dir: Path, tmp_path: Path, capsys: pytest.C
 
     out = tmp_path / "run"
     args = ["train", "--data", str(data_dir), "--out", str(out), "--stage", "jsinet", "--steps", "3", "--device", "cpu",
-            "--batch-size", "2", "--hr-patch", "32", "--val-patches", "2", "--scale", "2", "--ckpt-interval", "2", "--log-interval", "1"]
+            "--batch-size", "2", "--hr-patch", "32", "--val-patches", "2", "--scale", "2", "--ckpt-interval", "2", "--log-interval", "1",
+            "--loss", "psnr"]
     main(args)
     text = capsys.readouterr().out
     assert "jsinet-best" in text and "best validation PSNR" in text and "held-out scenes" in text
     assert (out / "jsinet-x2-last.safetensors").is_file()
+    from sdr2hdr.zoo import read_safetensors
+
+    assert json.loads(read_safetensors(out / "jsinet-x2-last.safetensors")[1]["recipe"])["loss"] == "psnr"
+    assert all(r["loss"] < 0 for r in _log(out) if r["event"] == "train")  # ln(MSE) of patches far below 1
     main(["train", "--out", str(out), "--resume", "-q"])  # a finished run: nothing left to do
     assert [r["event"] for r in _log(out)].count("resume") == 1
     assert [r["step"] for r in _log(out) if r["event"] == "train"] == [1, 2, 3]

@@ -81,3 +81,31 @@ def test_gan_step_updates_g_d1_d2() -> None:
     assert terms["loss_d2"] == pytest.approx(0.5 * float(_rahinge_d(r2, f2)), rel=1e-5)
     composed = terms["rec"] + terms["adv1"] + 0.5 * terms["adv2"] + 0.5 * (terms["fm1"] + 0.5 * terms["fm2"])
     assert terms["loss"] == pytest.approx(composed, rel=1e-5)
+
+
+def test_reconstruction_losses_on_fixed_tensors() -> None:
+    from sdr2hdr.training.steps import reconstruction_loss
+
+    y = torch.full((2, 3, 4, 4), 0.5)
+    p = y.clone()
+    p[0] += 0.1  # patch 0: MSE 1e-2
+    p[1, 0, 0, 0] += 0.4  # patch 1: MSE 0.16 / 48
+    mse = [1e-2, 0.16 / 48]
+    assert float(reconstruction_loss(p, y, "l2")) == pytest.approx(sum(mse) / 2)
+    assert float(reconstruction_loss(p, y, "l1")) == pytest.approx((48 * 0.1 + 0.4) / 96)
+    assert float(reconstruction_loss(p, y, "psnr")) == pytest.approx(sum(torch.log(torch.tensor(m + 1e-8)).item() for m in mse) / 2)
+    with pytest.raises(ValueError, match="unknown loss"):
+        reconstruction_loss(p, y, "l3")
+
+
+def test_psnr_loss_weighs_every_patch_alike() -> None:
+    """L2's gradient on a patch grows with its error; the psnr loss's does not (it is scale-free per patch)."""
+    from sdr2hdr.training.steps import reconstruction_loss
+
+    y = torch.zeros(2, 1, 2, 2)
+    p = torch.tensor([[[[0.01, 0.0], [0.0, 0.0]]], [[[0.1, 0.0], [0.0, 0.0]]]], requires_grad=True)
+    for kind, ratio in (("l2", 10.0), ("psnr", 0.1)):
+        p.grad = None
+        reconstruction_loss(p, y, kind).backward()
+        g = p.grad[:, 0, 0, 0]
+        assert float(g[1] / g[0]) == pytest.approx(ratio, rel=1e-3)  # eps 1e-8 in the log

@@ -54,6 +54,8 @@ def _degradation_default(name: str) -> Any:
 @click.option("--gan-lr", type=float, default=D("gan_lr"), show_default=True, help="JSI-GAN learning rate (G, D1, D2).")
 @click.option("--schedule", type=click.Choice(["step", "cosine"]), default=D("schedule"), show_default=True,
               help="JSInet learning-rate schedule: the paper's steps (x0.1 at 80 %, 90 %) or warm-up + cosine to 0 (short runs).")
+@click.option("--loss", type=click.Choice(["l2", "l1", "psnr"]), default=D("loss"), show_default=True,
+              help="JSInet loss: l2 (the paper), l1, or psnr (mean per-patch log MSE: every patch's PSNR counts alike).")
 @click.option("--init", type=click.Path(path_type=str), default=None,
               help="Starting weights (.safetensors or a registered model name): JSInet continues from them (a warm restart "
                    "with its own schedule); with --stage jsigan, the JSInet to fine-tune.  "

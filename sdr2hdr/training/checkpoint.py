@@ -207,7 +207,7 @@ def save_run_weights(
         "lr": cfg.lr if variant == "jsinet" else cfg.gan_lr, "degradation": cfg.degradation.to_dict(),
         "schedule": cfg.schedule if variant == "jsinet" else "paper", "precision": precision,
         "init": cfg.init or "", "data": [str(d) for d in cfg.data], "heldout_forced": list(cfg.heldout),
-        "real_share": "" if cfg.real_share is None else cfg.real_share,
+        "real_share": "" if cfg.real_share is None else cfg.real_share, "loss": cfg.loss if variant == "jsinet" else "gan",
     }
     save_weights(
         g, path, architecture="jsinet", scale=scale, variant=variant,

@@ -60,6 +60,7 @@ class TrainConfig:
     lr: float = 1e-4
     gan_lr: float = 1e-6
     schedule: str | None = _run_option("step")  # stage-1 lr: "step" (x0.1 at 80 % / 90 %) or "cosine"
+    loss: str | None = _run_option("l2")  # stage-1 loss: "l2" (the paper), "l1" or "psnr" (training.steps)
     init: str | None = None  # starting weights: stage 1 (warm restart), or stage 2 when stage is "jsigan"
     heldout: list[str] = field(default_factory=list)  # scenes held out besides the hash rule
     real_share: float | None = None  # share of patches from real SDR/HDR pairs; None: by patch count
@@ -83,7 +84,7 @@ class TrainConfig:
 
     #: Options that define the run: a resumed run takes them from the checkpoint.
     RUN_KEYS = ("stage", "scale", "steps", "epochs", "gan_steps", "gan_epochs", "batch_size", "seed", "hr_patch", "heldout_fraction",
-                "schedule", "precision", "real_share")
+                "schedule", "precision", "real_share", "loss")
 
     @classmethod
     def default(cls, name: str) -> Any:
@@ -147,11 +148,13 @@ class TrainConfig:
 
         ``world``: processes sharing the batch; ``sync_bn``: the discriminators' BatchNorm sees the global batch.
         """
-        for k in ("stage", "schedule", "precision"):
+        for k in ("stage", "schedule", "precision", "loss"):
             if getattr(self, k) is None:
                 setattr(self, k, self.default(k))
         if self.schedule not in ("step", "cosine"):
             raise InputError(f"--schedule must be step or cosine, not {self.schedule!r}")
+        if self.loss not in ("l2", "l1", "psnr"):
+            raise InputError(f"--loss must be l2, l1 or psnr, not {self.loss!r}")
         if self.stage not in ("jsinet", "jsigan", "both"):
             raise InputError(f"--stage must be jsinet, jsigan or both, not {self.stage!r}")
         self.scale = int(self.scale or self.default("scale"))

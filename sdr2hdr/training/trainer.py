@@ -197,7 +197,8 @@ class Trainer:
         gm.train()
 
         def step_fn(x: torch.Tensor, y: torch.Tensor, step: int) -> dict[str, float]:
-            return jsinet_step(gm, opt, x, y, stage1_lr(step, total, cfg.lr, cfg.schedule or "step"), autocast=self.precision.autocast)
+            return jsinet_step(gm, opt, x, y, stage1_lr(step, total, cfg.lr, cfg.schedule or "step"),
+                               autocast=self.precision.autocast, loss=cfg.loss or "l2")
 
         return self._loop("jsinet", total, step0, step_fn, gm, {"generator": g}, {"opt_g": opt})
 
