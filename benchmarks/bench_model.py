@@ -43,6 +43,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdr2hdr.models import JSInet  # noqa: E402
+from sdr2hdr.errors import one_line  # noqa: E402
 from sdr2hdr.models import dynfilter, ops  # noqa: E402
 
 
@@ -175,7 +176,7 @@ def bench_ops(scale: int, args, device: torch.device) -> None:
                 t = time_fn(fn, device, args.warmup, args.runs)
                 print(f"  x{scale} {name:30s} {t:9.2f} ms", flush=True)
             except RuntimeError as e:  # e.g. out of memory for unfold at large sizes
-                print(f"  x{scale} {name:30s} failed: {str(e).splitlines()[0]}", flush=True)
+                print(f"  x{scale} {name:30s} failed: {one_line(e)}", flush=True)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sdr2hdr.errors import InputError, OutputError, WeightsError
+from sdr2hdr.errors import InputError, OutputError, WeightsError, one_line
 from sdr2hdr.training.config import TrainConfig
 from sdr2hdr.training.dist import unwrap
 
@@ -148,7 +148,7 @@ def load_checkpoint(out: Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to unpickle safely
-        raise InputError(f"{path}: corrupt or unsafe checkpoint ({str(exc).splitlines()[0][:160]}), refusing to resume") from None
+        raise InputError(f"{path}: corrupt or unsafe checkpoint ({one_line(exc)[:160]}), refusing to resume") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
         raise InputError(f"{path}: not an sdr2hdr training checkpoint ({CKPT_FORMAT}), refusing to resume")
     for k in ("stage", "step", "total", "config", "generator", "opt_g"):
