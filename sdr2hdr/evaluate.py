@@ -249,38 +249,32 @@ def iter_mat(path: Path, key: str, bits: int, select: FrameSelection | None = No
 def iter_hdr10_video(path: Path, select: FrameSelection | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """Frames of an HDR10 (PQ) video as ``3 x H x W`` float32 Y'CbCr code / 1023 (chroma up-sampled, "left" sited).
 
-    A video whose bitstream or container does not say PQ is refused: comparing
-    against SDR or HLG code values would give meaningless numbers.
+    Probed and decoded as ``convert`` does (coded size, not deinterlaced, any
+    layout turned into 10-bit 4:2:0). A video whose bitstream or container does
+    not say PQ is refused: comparing against SDR or HLG code values would give
+    meaningless numbers; so is one that breaks off or ends before its index does.
     """
-    import av
+    from sdr2hdr.video.probe import probe
+    from sdr2hdr.video.reader import FrameReader
 
-    from sdr2hdr.color import tags
-    from sdr2hdr.video import frames as fr
-    from sdr2hdr.video.probe import open_input
+    info = probe(path, deinterlace="off", allow_hdr=True)
+    if info.transfer != "smpte2084":
+        raise InputError(f"{path} is not HDR10 video (transfer {info.transfer}, not SMPTE ST 2084 / PQ)")
+    reader = FrameReader(info, allow_truncated=True, select=select or FrameSelection(), yuv420_bits=10)
+    for frame in reader:
+        yield frame.index, _hdr10_ycbcr(frame.planes)
+    if reader.truncated:
+        raise InputError(f"{path} is truncated or damaged: {reader.truncated}")
 
-    select = select or FrameSelection()
-    container = open_input(path)
-    try:
-        if not container.streams.video:
-            raise InputError(f"{path} has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        i = -1
-        try:
-            for i, frame in enumerate(container.decode(stream)):
-                if i == 0 and tags.TRC_SMPTE2084 not in (frame.color_trc, stream.codec_context.color_trc):
-                    name = tags.TRC_NAMES.get(frame.color_trc or stream.codec_context.color_trc, "unspecified")
-                    raise InputError(f"{path} is not HDR10 video (transfer {name}, not SMPTE ST 2084 / PQ)")
-                if i in select:
-                    yield i, fr.frame_to_hdr10_ycbcr(frame, dtype=torch.float32)
-                if select.done(i):
-                    return
-        except av.error.FFmpegError as exc:
-            raise InputError(f"{path}: decoding failed after {i + 1} frames ({one_line(exc)})") from None
-        if i < 0:
-            raise InputError(f"{path}: no video frame could be decoded")
-    finally:
-        container.close()
+
+def _hdr10_ycbcr(planes: tuple[np.ndarray, ...]) -> torch.Tensor:
+    """10-bit 4:2:0 Y, Cb, Cr planes -> ``3 x H x W`` float32 code / 1023, chroma up-sampled ("left" siting)."""
+    from sdr2hdr.color.chroma import upsample_chroma
+
+    y, cb, cr = (torch.from_numpy(p.astype(np.int32)).to(torch.float32) for p in planes)
+    h, w = y.shape
+    c = upsample_chroma(torch.stack((cb, cr)), h, w, 2, 2, "left")
+    return torch.cat((y.unsqueeze(0), c), dim=0) / 1023.0
 
 
 def iter_hdr_source(path: Path, select: FrameSelection | None = None) -> Iterator[tuple[int, torch.Tensor]]:
@@ -314,11 +308,8 @@ def _iter_sdr_video(path: Path, select: FrameSelection) -> Iterator[tuple[int, t
     from sdr2hdr.video.probe import probe
     from sdr2hdr.video.reader import FrameReader
 
-    for i, frame in enumerate(FrameReader(probe(path))):
-        if i in select:
-            yield i, model_input([frame])[0]
-        if select.done(i):
-            return
+    for frame in FrameReader(probe(path), select=select):
+        yield frame.index, model_input([frame])[0]
 
 
 def predict(model: Callable[[torch.Tensor], torch.Tensor], sdr: Iterable[tuple[int, torch.Tensor]]) -> Iterator[tuple[int, torch.Tensor]]:

@@ -370,7 +370,7 @@ def test_hdr_video_source(shared: Path) -> None:
     if not p.is_file():
         pytest.skip(f"{p} not found")
     v = decode_frames(p, 2, require_hdr=True)
-    assert v.info.transfer == "hlg" and v.info.bits == 10 and v.y.shape == (2, 720, 1280) and v.uv.shape == (2, 2, 360, 640)
+    assert v.info.transfer == "arib-std-b67" and v.info.fmt.bits == 10 and v.y.shape == (2, 720, 1280) and v.uv.shape == (2, 2, 360, 640)
     disp = hdr_to_display(planes_to_ycbcr(v.y[0], v.uv[0], 10), v.info)
     assert float(disp.min()) >= 0 and float(disp.max()) <= 1000.0 + 1e-3
     spec = collect_sources([p], 2, hr_patch=32, max_video_frames=2)

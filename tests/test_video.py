@@ -176,6 +176,49 @@ def test_refuses_real_hdr_clips(shared: Path) -> None:
         assert "already HDR" in _one_line(e), clip
 
 
+def test_one_prober_for_convert_and_training(tmp_path: Path) -> None:
+    """The training data decode the same VideoInfo as convert's probe; convert still refuses the clip, in one line."""
+    from dataclasses import replace
+
+    from sdr2hdr.data.hdrvideo import decode_frames
+    from sdr2hdr.video.probe import VideoInfo
+
+    clip = videos.make_hdr10_clip(tmp_path / "pq.mkv", n=3)
+    with pytest.raises(InputError) as e:
+        probe(clip)
+    assert _one_line(e) == f"{clip} is already HDR (PQ / SMPTE ST 2084 transfer); sdr2hdr converts SDR input only"
+    info = probe(clip, deinterlace="off", allow_hdr=True)
+    v = decode_frames(clip, require_hdr=True)
+    assert type(v.info) is type(info) is VideoInfo
+    assert replace(v.info, fmt=info.fmt) == info  # the same probe; v.info.fmt describes the planes held
+    assert v.info.is_hdr and (v.info.transfer, v.info.primaries, v.info.matrix) == ("smpte2084", "bt2020", "bt2020nc")
+    assert v.info.fmt.bits == 10 and v.y.shape == (3, 24, 32) and v.uv.shape == (3, 2, 12, 16) and v.indices == [0, 1, 2]
+    sdr = videos.make_clip(tmp_path / "sdr.mp4", n=2)
+    with pytest.raises(InputError, match=r"sdr\.mp4: not an HDR video \(transfer bt709\)"):
+        decode_frames(sdr, require_hdr=True)
+    with pytest.raises(InputError, match=r"pq\.mkv: is an HDR video \(PQ / SMPTE ST 2084 transfer\) where the SDR side"):
+        decode_frames(clip, require_hdr=False)
+
+
+def test_reader_selection_and_420_planes(tmp_path: Path) -> None:
+    """``select`` hands on only the picked frames (same planes and timestamps), ``yuv420_bits`` the 4:2:0 layout."""
+    from sdr2hdr.evaluate import FrameSelection
+
+    path = videos.make_clip(tmp_path / "c.mkv", n=10, pix_fmt="yuv444p")
+    full, _ = read_all(path)
+    reader = FrameReader(probe(path), select=FrameSelection.parse("2:9", 3))
+    got = list(reader)
+    assert [f.index for f in got] == [2, 5, 8] and reader.stopped and reader.frames_read == 9
+    for f in got:
+        assert f.pts == full[f.index].pts and all(np.array_equal(a, b) for a, b in zip(f.planes, full[f.index].planes))
+    for bits, dtype in ((8, np.uint8), (10, np.uint16)):
+        (f,) = list(FrameReader(probe(path), select=FrameSelection.parse("1"), yuv420_bits=bits))
+        assert (f.fmt.bits, f.fmt.sub_x, f.fmt.sub_y) == (bits, 2, 2) and f.planes[0].dtype == dtype
+        assert [p.shape for p in f.planes] == [(24, 32), (12, 16), (12, 16)]
+    y10 = list(FrameReader(probe(path), yuv420_bits=10))[0].planes[0].astype(np.int32)
+    assert np.abs(y10 - 4 * full[0].planes[0].astype(np.int32)).max() <= 3  # the same luma, at 10 bits
+
+
 def test_refuses_non_videos(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
         probe(tmp_path / "missing.mp4")

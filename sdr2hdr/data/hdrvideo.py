@@ -1,15 +1,26 @@
-"""A small decoder of video frames to Y'CbCr code-value planes (PyAV), for training data.
+"""Training videos as integer 4:2:0 code planes, and HDR code planes -> display light.
 
 HDR10 / HLG clips (10-bit, BT.2020) are the ground-truth side of synthesised
 pairs and of real graded pairs; SDR clips are the input side of real pairs.
-Frames are kept as integer 4:2:0 planes (``uint16``: ``y`` ``H x W``, ``uv``
-``2 x H/2 x W/2``), which is what the bitstream holds and half the
-memory of 4:4:4; patches are converted with :func:`planes_to_ycbcr`
-(the bilinear "left"-sited chroma up-sampling of ``sdr2hdr convert``,
-:func:`sdr2hdr.video.frames.upsample_chroma`, also used by
-:mod:`sdr2hdr.data.degrade` for the synthesised SDR input).
+They are probed and decoded as ``convert`` does it
+(:func:`sdr2hdr.video.probe.probe` with ``allow_hdr=True``,
+:class:`sdr2hdr.video.reader.FrameReader` with ``yuv420_bits``); what is
+training-specific lives here: the policy (:func:`decode_frames`'s
+``require_hdr``), the spread of kept frames over a clip, and the code planes
+-> Y'CbCr (:func:`planes_to_ycbcr`) -> display light (:func:`hdr_to_display`)
+conversions.
 
-Colour tags are read from the decoder (the bitstream), not the container:
+Frames are kept as integer 4:2:0 planes (``uint16``: ``y`` ``H x W``, ``uv``
+``2 x H/2 x W/2``, 10-bit codes from 10/12/16-bit sources, 8-bit codes from
+8-bit ones), which is what the bitstream holds and half the memory of 4:4:4;
+patches are converted with :func:`planes_to_ycbcr` (the bilinear
+"left"-sited chroma up-sampling of ``sdr2hdr convert``,
+:func:`sdr2hdr.color.chroma.upsample_chroma`, also used by
+:mod:`sdr2hdr.data.degrade` for the synthesised SDR input). Frames keep their
+coded size (no display rotation) and are not deinterlaced.
+
+Colour tags are FFmpeg's names (:mod:`sdr2hdr.color.tags`), read from the
+decoded frame (the bitstream) before the container:
 ``androidx_media__hdr10-video-with-sdr-container.mp4`` is PQ although its
 container says SDR. Every failure is a one-line
 :class:`~sdr2hdr.errors.InputError` naming the file.
@@ -17,45 +28,40 @@ container says SDR. Every failure is a one-line
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from sdr2hdr import color
-from sdr2hdr.errors import InputError, one_line
+from sdr2hdr.color import tags
+from sdr2hdr.errors import InputError
+from sdr2hdr.video.probe import VideoInfo, probe
+from sdr2hdr.video.reader import FrameReader
 
-__all__ = ["VIDEO_SUFFIXES", "VideoInfo", "VideoFrames", "probe", "decode_frames", "planes_to_ycbcr", "hdr_to_display"]
+__all__ = ["HLG", "PQ", "VIDEO_SUFFIXES", "Spread", "VideoFrames", "decode_frames", "hdr_to_display",
+           "planes_to_ycbcr", "ycbcr_matrix"]
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".m4v", ".ts", ".m2ts", ".mts", ".hevc", ".h265", ".265", ".ivf", ".y4m", ".avi")
 
-# FFmpeg AVColorTransferCharacteristic / AVColorPrimaries / AVColorSpace codes.
-_TRC = {1: "bt709", 6: "bt709", 14: "bt709", 15: "bt709", 4: "gamma22", 5: "gamma28", 13: "srgb", 16: "pq", 18: "hlg"}
-_PRIMARIES = {1: "bt709", 9: "bt2020", 5: "bt601", 6: "bt601", 12: "p3d65"}
-_MATRIX = {1: "bt709", 9: "bt2020", 10: "bt2020", 5: "bt601", 6: "bt601"}
+#: The HDR transfers' FFmpeg names (``VideoInfo.transfer``).
+PQ = tags.TRC_NAMES[tags.TRC_SMPTE2084]  # "smpte2084"
+HLG = tags.TRC_NAMES[tags.TRC_ARIB_STD_B67]  # "arib-std-b67"
 
-
-@dataclass(frozen=True)
-class VideoInfo:
-    path: Path
-    width: int
-    height: int
-    frames: int  # from the container; 0 when unknown
-    bits: int
-    transfer: str  # "pq", "hlg", "bt709", ... or "unknown"
-    primaries: str  # "bt2020", "bt709", ... or "unknown"
-    matrix: str  # "bt2020", "bt709", "bt601" or "unknown"
-    full_range: bool
-
-    @property
-    def is_hdr(self) -> bool:
-        return self.transfer in ("pq", "hlg")
+# Tagged primaries (FFmpeg names) -> the primaries of sdr2hdr.color the light is converted from;
+# SD primaries are taken as BT.709 (as players do, see sdr2hdr.video.frames), others are not converted.
+_LIGHT_PRIMARIES = {"bt709": "bt709", "bt470bg": "bt709", "smpte170m": "bt709", "smpte432": "p3d65", "bt2020": "bt2020"}
 
 
 @dataclass
 class VideoFrames:
-    """Decoded frames: ``y`` ``N x H x W`` and ``uv`` ``N x 2 x H/2 x W/2`` integer codes."""
+    """Decoded frames: ``y`` ``N x H x W`` and ``uv`` ``N x 2 x H/2 x W/2`` integer codes (uint16).
+
+    ``info`` is the clip's probe with ``info.fmt`` describing these planes
+    (4:2:0, ``bits`` 8 or 10, ``full_range``); ``indices`` are the frames'
+    0-based positions in the clip.
+    """
 
     info: VideoInfo
     y: np.ndarray
@@ -66,128 +72,81 @@ class VideoFrames:
         return int(self.y.shape[0])
 
 
-def _open(path: Path):  # noqa: ANN202
-    import av
+@dataclass(frozen=True)
+class Spread:
+    """Up to ``count`` frames evenly spread over a clip of ``total`` frames (a :class:`~sdr2hdr.video.reader.FramePick`).
 
-    if not path.is_file():
-        raise InputError(f"video not found: {path}")
-    try:
-        c = av.open(str(path))
-    except Exception as exc:  # noqa: BLE001 - PyAV raises many types
-        raise InputError(f"{path}: cannot open this video ({one_line(exc)})") from None
-    if not c.streams.video:
-        c.close()
-        raise InputError(f"{path}: has no video stream")
-    return c
+    The first frame of each of ``count`` equal buckets of the announced length
+    (robust to a container that over-counts); every frame, up to ``count``,
+    when ``total`` is unknown (0) or not above ``count``; ``count`` None: all.
+    """
 
+    total: int
+    count: int | None
 
-def _info_from(path: Path, stream, frame=None) -> VideoInfo:  # noqa: ANN001
-    cc = stream.codec_context
-    src = frame if frame is not None else cc
-    fmt = (frame.format.name if frame is not None else (cc.format.name if cc.format else "")) or ""
-    bits = 10 if "p10" in fmt else 12 if "p12" in fmt else 16 if "p16" in fmt else 8
-    rng = int(getattr(src, "color_range", 0) or 0)
-    return VideoInfo(
-        path=path,
-        width=int(src.width),
-        height=int(src.height),
-        frames=int(stream.frames or 0),
-        bits=bits,
-        transfer=_TRC.get(int(getattr(src, "color_trc", 2) or 2), "unknown"),
-        primaries=_PRIMARIES.get(int(getattr(src, "color_primaries", 2) or 2), "unknown"),
-        matrix=_MATRIX.get(int(getattr(src, "colorspace", 2) or 2), "unknown"),
-        full_range=(rng == 2) or fmt.startswith("yuvj"),
-    )
+    @property
+    def _spread(self) -> bool:
+        return self.count is not None and self.total > self.count
+
+    def _bucket(self, i: int) -> int:
+        return (i * self.count) // self.total  # type: ignore[operator]
+
+    def __contains__(self, i: int) -> bool:
+        return not self._spread or i == 0 or self._bucket(i) != self._bucket(i - 1)
+
+    def done(self, i: int) -> bool:
+        """Whether ``count`` frames are kept once frame ``i`` has been seen."""
+        if self.count is None:
+            return False
+        return self._bucket(i) + 1 >= self.count if self._spread else i + 1 >= self.count
 
 
-def probe(path: str | Path) -> VideoInfo:
-    """Colour tags and size of the first video stream (decodes one frame for the bitstream's tags)."""
-    path = Path(path)
-    c = _open(path)
-    try:
-        s = c.streams.video[0]
-        try:
-            first = next(c.decode(s), None)
-        except Exception as exc:  # noqa: BLE001
-            raise InputError(f"{path}: cannot decode this video ({one_line(exc)})") from None
-        if first is None:
-            raise InputError(f"{path}: the video has no decodable frames")
-        return _info_from(path, s, first)
-    finally:
-        c.close()
-
-
-def _frame_planes(frame, bits: int) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
-    """A decoded frame -> (Y ``H x W``, UV ``2 x H/2 x W/2``) uint16 codes at ``bits``."""
-    name = frame.format.name
-    want = "yuv420p10le" if bits > 8 else "yuv420p"
-    if name.replace("yuvj", "yuv") != want:
-        frame = frame.reformat(format=want)
-    a = frame.to_ndarray()
-    h, w = frame.height, frame.width
-    y = a[:h]
-    u = a[h : h + h // 4].reshape(h // 2, w // 2)
-    v = a[h + h // 4 : h + h // 2].reshape(h // 2, w // 2)
-    return y.astype(np.uint16), np.stack([u, v]).astype(np.uint16)
+def _check_side(info: VideoInfo, require_hdr: bool | None) -> None:
+    """The training policy: True refuses anything not PQ / HLG, False refuses PQ / HLG (the SDR side of a pair)."""
+    if require_hdr is True and not info.is_hdr:
+        raise InputError(f"{info.path}: not an HDR video (transfer {info.transfer}); HDR10 (PQ) or HLG expected")
+    if require_hdr is False and info.is_hdr:
+        what = tags.describe_hdr_transfer(info.transfer)
+        raise InputError(f"{info.path}: is an HDR video ({what} transfer) where the SDR side of a pair is expected")
 
 
 def decode_frames(path: str | Path, max_frames: int | None = 48, *, require_hdr: bool | None = None) -> VideoFrames:
-    """Decode up to ``max_frames`` frames, evenly spread over the clip, as integer planes.
+    """Decode up to ``max_frames`` frames, evenly spread over the clip (:class:`Spread`), as integer planes.
 
     ``require_hdr`` True: refuse anything that is not PQ or HLG; False: refuse
     PQ / HLG (the SDR side of a pair). 10/12-bit sources are kept at 10 bits,
-    8-bit ones at 8. Odd frame sizes are cropped to even.
+    8-bit ones at 8. Odd frame sizes are cropped to even. A clip that breaks
+    off keeps the frames that decode.
     """
-    path = Path(path)
-    c = _open(path)
-    try:
-        s = c.streams.video[0]
-        s.thread_type = "AUTO"
-        total = int(s.frames or 0)
-        # Evenly spread: the first frame of each of max_frames equal buckets of
-        # the announced length (robust to a container that over-counts).
-        spread = max_frames is not None and total > max_frames
-        ys: list[np.ndarray] = []
-        uvs: list[np.ndarray] = []
-        idx: list[int] = []
-        info: VideoInfo | None = None
-        try:
-            for i, frame in enumerate(c.decode(s)):
-                if info is None:
-                    info = _info_from(path, s, frame)
-                    if require_hdr is True and not info.is_hdr:
-                        raise InputError(
-                            f"{path}: not an HDR video (transfer {info.transfer}); HDR10 (PQ) or HLG expected"
-                        )
-                    if require_hdr is False and info.is_hdr:
-                        raise InputError(f"{path}: is an HDR video ({info.transfer}) where the SDR side of a pair is expected")
-                if spread and i > 0 and (i * max_frames) // total == ((i - 1) * max_frames) // total:  # type: ignore[operator]
-                    continue
-                y, uv = _frame_planes(frame, 10 if info.bits > 8 else 8)
-                hh, ww = y.shape[0] // 2 * 2, y.shape[1] // 2 * 2
-                ys.append(y[:hh, :ww])
-                uvs.append(uv[:, : hh // 2, : ww // 2])
-                idx.append(i)
-                if max_frames is not None and len(ys) >= max_frames:
-                    break
-        except InputError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            if not ys:
-                raise InputError(f"{path}: cannot decode this video ({one_line(exc)})") from None
-        if info is None or not ys:
-            raise InputError(f"{path}: the video has no decodable frames")
-        bits = 10 if info.bits > 8 else 8
-        info = VideoInfo(**{**info.__dict__, "bits": bits})
-        return VideoFrames(info=info, y=np.stack(ys), uv=np.stack(uvs), indices=idx)
-    finally:
-        c.close()
+    info = probe(path, deinterlace="off", allow_hdr=True)
+    _check_side(info, require_hdr)
+    reader = FrameReader(info, allow_truncated=True, select=Spread(info.frames_declared or 0, max_frames),
+                         yuv420_bits=10 if info.fmt.bits > 8 else 8)
+    ys: list[np.ndarray] = []
+    uvs: list[np.ndarray] = []
+    idx: list[int] = []
+    fmt = info.fmt
+    for frame in reader:
+        y, cb, cr = frame.planes
+        hh, ww = y.shape[0] // 2 * 2, y.shape[1] // 2 * 2
+        ys.append(y[:hh, :ww].astype(np.uint16))
+        uvs.append(np.stack([cb[: hh // 2, : ww // 2], cr[: hh // 2, : ww // 2]]).astype(np.uint16))
+        idx.append(frame.index)
+        fmt = frame.fmt
+    if not ys:
+        raise InputError(f"{info.path}: the video has no decodable frames")
+    return VideoFrames(info=replace(info, fmt=fmt), y=np.stack(ys), uv=np.stack(uvs), indices=idx)
+
+
+def ycbcr_matrix(info: VideoInfo, default: str) -> str:
+    """The Y'CbCr matrix ("bt709", "bt601", "bt2020") of the planes: the tagged one, ``default`` when untagged."""
+    return info.fmt.matrix if info.matrix not in ("unknown", "gbr") else default
 
 
 def planes_to_ycbcr(y: np.ndarray, uv: np.ndarray, bits: int) -> torch.Tensor:
     """Integer 4:2:0 planes -> ``3 x H x W`` float32 code values / (2**bits - 1), chroma up-sampled
     ("left" siting, bilinear, as ``sdr2hdr convert`` does)."""
-    from sdr2hdr.video.frames import upsample_chroma
+    from sdr2hdr.color.chroma import upsample_chroma
 
     peak = float(2**bits - 1)
     yt = torch.from_numpy(np.ascontiguousarray(y).astype(np.float32))[None] / peak
@@ -197,19 +156,20 @@ def planes_to_ycbcr(y: np.ndarray, uv: np.ndarray, bits: int) -> torch.Tensor:
 
 
 def hdr_to_display(ycbcr: torch.Tensor, info: VideoInfo, *, hlg_peak: float = 1000.0) -> torch.Tensor:
-    """HDR Y'CbCr code/(2**bits-1) -> display light, linear BT.2020 RGB in cd/m².
+    """HDR Y'CbCr code/(2**bits-1) (``info.fmt``'s bits and range) -> display light, linear BT.2020 RGB in cd/m².
 
     PQ: the ST 2084 EOTF. HLG: the BT.2100 HLG EOTF for a ``hlg_peak`` display.
     The matrix is BT.2020 NCL unless tagged otherwise.
     """
-    matrix = info.matrix if info.matrix in ("bt2020", "bt709", "bt601") else "bt2020"
-    rgb_p = color.ycbcr_to_rgb(ycbcr, matrix, full_range=info.full_range, bits=info.bits).clamp(0.0, 1.0)  # type: ignore[arg-type]
-    if info.transfer == "pq":
+    matrix = ycbcr_matrix(info, "bt2020")
+    rgb_p = color.ycbcr_to_rgb(ycbcr, matrix, full_range=info.fmt.full_range, bits=info.fmt.bits).clamp(0.0, 1.0)  # type: ignore[arg-type]
+    if info.transfer == PQ:
         lin = color.pq_eotf(rgb_p)
-    elif info.transfer == "hlg":
+    elif info.transfer == HLG:
         lin = color.hlg_eotf(rgb_p, peak=hlg_peak)
     else:
         raise InputError(f"{info.path}: not an HDR video (transfer {info.transfer})")
-    if info.primaries not in ("bt2020", "unknown"):
-        lin = color.convert_primaries(lin, info.primaries, "bt2020")
+    primaries = _LIGHT_PRIMARIES.get(info.primaries, "bt2020")
+    if primaries != "bt2020":
+        lin = color.convert_primaries(lin, primaries, "bt2020")
     return lin

@@ -33,10 +33,12 @@ from sdr2hdr.data import degrade
 from sdr2hdr.data.degrade import Degradation
 from sdr2hdr.data.exr import read_exr
 from sdr2hdr.data.hdrvideo import (
+    PQ,
     VideoFrames,
     decode_frames,
     hdr_to_display,
     planes_to_ycbcr,
+    ycbcr_matrix,
 )
 from sdr2hdr.data.mat import MatPatches
 from sdr2hdr.data.split import scene_name
@@ -214,7 +216,7 @@ class HdrVideoSource(Source):
         x0 = 2 * int(rng.integers(0, (w - hr) // 2 + 1))
         fh, fv = _crop_flip_rng(rng)
         ycc = planes_to_ycbcr(
-            v.y[f, y0 : y0 + hr, x0 : x0 + hr], v.uv[f, :, y0 // 2 : (y0 + hr) // 2, x0 // 2 : (x0 + hr) // 2], v.info.bits
+            v.y[f, y0 : y0 + hr, x0 : x0 + hr], v.uv[f, :, y0 // 2 : (y0 + hr) // 2, x0 // 2 : (x0 + hr) // 2], v.info.fmt.bits
         )
         disp = _flip(hdr_to_display(ycc, v.info, hlg_peak=deg.peak), fh, fv)
         sdr, hdr = degrade.synthesize_pair(disp, scale, rng, primaries="bt2020", config=deg)  # type: ignore[misc]
@@ -223,9 +225,9 @@ class HdrVideoSource(Source):
 
 def _sdr_codes(v: VideoFrames, ycc: torch.Tensor) -> torch.Tensor:
     """SDR planes (code/(2**bits-1)) -> BT.709 limited 8-bit code/255, rounded."""
-    matrix = v.info.matrix if v.info.matrix in ("bt709", "bt601", "bt2020") else "bt709"
     out = color.convert_ycbcr(
-        ycc, src_matrix=matrix, src_full_range=v.info.full_range, src_bits=v.info.bits,  # type: ignore[arg-type]
+        ycc, src_matrix=ycbcr_matrix(v.info, "bt709"), src_full_range=v.info.fmt.full_range,  # type: ignore[arg-type]
+        src_bits=v.info.fmt.bits,
         dst_matrix="bt709", dst_full_range=False, dst_bits=8,
     )
     return color.quantize(out, 8)
@@ -237,13 +239,13 @@ def _hdr_codes(v: VideoFrames, ycc: torch.Tensor, peak: float) -> torch.Tensor:
     A PQ BT.2020 grade is the truth as it is (re-expressed in limited range if
     needed, never clipped); HLG goes through its EOTF for a ``peak`` display.
     """
-    if v.info.transfer == "pq" and v.info.matrix in ("bt2020", "unknown") and v.info.primaries in ("bt2020", "unknown"):
+    if v.info.transfer == PQ and ycbcr_matrix(v.info, "bt2020") == "bt2020" and v.info.primaries in ("bt2020", "unknown"):
         out = color.convert_ycbcr(
-            ycc, src_matrix="bt2020", src_full_range=v.info.full_range, src_bits=v.info.bits,
+            ycc, src_matrix="bt2020", src_full_range=v.info.fmt.full_range, src_bits=v.info.fmt.bits,
             dst_matrix="bt2020", dst_full_range=False, dst_bits=10,
         )
         return color.quantize(out, 10)
-    grade_peak = color.PQ_PEAK if v.info.transfer == "pq" else peak
+    grade_peak = color.PQ_PEAK if v.info.transfer == PQ else peak
     return degrade.hdr_target(hdr_to_display(ycc, v.info, hlg_peak=peak), primaries="bt2020", peak=grade_peak)
 
 
@@ -288,9 +290,9 @@ class PairedVideoSource(Source):
         y0 = 2 * int(rng.integers(0, (sh - lr) // 2 + 1))
         x0 = 2 * int(rng.integers(0, (sw - lr) // 2 + 1))
         fh, fv = _crop_flip_rng(rng)
-        sy = planes_to_ycbcr(s.y[f, y0 : y0 + lr, x0 : x0 + lr], s.uv[f, :, y0 // 2 : (y0 + lr) // 2, x0 // 2 : (x0 + lr) // 2], s.info.bits)
+        sy = planes_to_ycbcr(s.y[f, y0 : y0 + lr, x0 : x0 + lr], s.uv[f, :, y0 // 2 : (y0 + lr) // 2, x0 // 2 : (x0 + lr) // 2], s.info.fmt.bits)
         Y0, X0 = scale * y0, scale * x0
-        hy = planes_to_ycbcr(h.y[f, Y0 : Y0 + hr, X0 : X0 + hr], h.uv[f, :, Y0 // 2 : (Y0 + hr) // 2, X0 // 2 : (X0 + hr) // 2], h.info.bits)
+        hy = planes_to_ycbcr(h.y[f, Y0 : Y0 + hr, X0 : X0 + hr], h.uv[f, :, Y0 // 2 : (Y0 + hr) // 2, X0 // 2 : (X0 + hr) // 2], h.info.fmt.bits)
         sdr = _flip(_sdr_codes(s, sy), fh, fv)
         hdr = _flip(_hdr_codes(h, hy, deg.peak), fh, fv)
         return _codes(sdr, hdr)

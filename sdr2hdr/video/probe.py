@@ -1,4 +1,4 @@
-"""Inspect an input video before converting it, and refuse what we cannot convert.
+"""Inspect an input video: the one prober, for ``convert``, ``eval`` and the training data.
 
 :func:`probe` opens the file with PyAV, picks the first real video stream
 (cover art is ignored), decodes its first frame and checks the colour tags
@@ -9,12 +9,14 @@ Refused, each with a one-line :class:`~sdr2hdr.errors.InputError` naming the fil
 
 * a missing path, a directory, a file FFmpeg cannot open (text renamed .mp4,
   an MP4 cut before its index), a file without a video stream (audio only),
-  a video stream without a single decodable frame;
-* input that is already HDR: PQ (SMPTE ST 2084) or HLG (ARIB STD-B67)
+  a video stream without a single decodable frame, a Y'CbCr matrix the
+  frames cannot be read with (YCgCo, ICtCp, BT.2020 constant-luminance);
+* unless ``allow_hdr=True`` (``convert``'s policy; the training data and
+  ``eval`` pass True and apply their own: HDR required, or PQ required),
+  input that is already HDR: PQ (SMPTE ST 2084) or HLG (ARIB STD-B67)
   transfer, HDR static / dynamic metadata on the first frame, or BT.2020
   primaries / matrix with more than 8 bits (HDR10 / HLG10 without tags);
-* wide-gamut 8-bit BT.2020 and matrices we cannot convert (YCgCo, ICtCp,
-  BT.2020 constant-luminance);
+  and wide-gamut 8-bit BT.2020;
 * with ``refuse_truncated=True``, a file whose container index shows it is
   cut short (:mod:`sdr2hdr.video.truncation`), before any frame is converted.
 
@@ -63,8 +65,8 @@ class VideoInfo:
     frames_declared: int | None  # from the container index (mp4/mov), else None
     duration_declared: float | None  # video stream duration in seconds from the container, if any
     duration_is_stream: bool  # True if duration_declared is the video stream's own, not the file's
-    transfer: str
-    primaries: str
+    transfer: str  # colour tags, FFmpeg names (sdr2hdr.color.tags): "bt709", "smpte2084", "arib-std-b67", "unknown", ...
+    primaries: str  # "bt709", "bt2020", "smpte432", "unknown", ...
     sample_aspect_ratio: Fraction | None = None  # non-square pixels (anamorphic SD), None if square/unknown
     audio: list[tuple[int, str]] = field(default_factory=list)  # (stream index, codec)
     subtitles: list[tuple[int, str]] = field(default_factory=list)
@@ -77,6 +79,12 @@ class VideoInfo:
     deinterlace: bool = False  # convert runs bwdif (--deinterlace, see sdr2hdr.video.deinterlace)
     deinterlace_only_flagged: bool = False  # bwdif deint=interlaced (auto mode, frames flagged)
     truncated_index: str | None = None  # why the container index says the file is cut short
+    matrix: str = "unknown"  # the matrix tag, FFmpeg name ("bt709", "bt2020nc", "unknown"); fmt.matrix is the one used
+
+    @property
+    def is_hdr(self) -> bool:
+        """Whether the transfer tag is an HDR one (PQ or HLG)."""
+        return tags.is_hdr_transfer(self.transfer)
 
     @property
     def frames_estimate(self) -> int | None:
@@ -138,11 +146,14 @@ def open_input(path: Path) -> av.container.InputContainer:
         raise InputError(f"{path} is not a video file FFmpeg can read ({reason}); truncated or not a video?") from None
 
 
-def probe(path: str | os.PathLike[str], *, deinterlace: str = "auto", refuse_truncated: bool = False) -> VideoInfo:
+def probe(path: str | os.PathLike[str], *, deinterlace: str = "auto", refuse_truncated: bool = False,
+          allow_hdr: bool = False) -> VideoInfo:
     """Inspect ``path`` and return its :class:`VideoInfo`, or raise :class:`InputError`.
 
     ``deinterlace``: auto | off | on (see :mod:`sdr2hdr.video.deinterlace`);
-    ``refuse_truncated``: refuse a file its container index shows to be cut short.
+    ``refuse_truncated``: refuse a file its container index shows to be cut short;
+    ``allow_hdr``: False refuses HDR and BT.2020 input (``convert``), True reports
+    it (:attr:`VideoInfo.is_hdr`) for the caller's own policy.
     """
     path = Path(path)
     if deinterlace not in DEINTERLACE_MODES:
@@ -155,22 +166,8 @@ def probe(path: str | os.PathLike[str], *, deinterlace: str = "auto", refuse_tru
             raise InputError(f"{path} has no video stream (only: {', '.join(kinds) or 'nothing'})")
         cc = stream.codec_context
         codec = cc.codec.canonical_name if cc.codec else cc.name
-        first = None
-        try:
-            for first in container.decode(stream):
-                break
-        except av.error.FFmpegError as exc:
-            raise InputError(f"{path}: the first video frame cannot be decoded ({one_line(exc)})") from None
-        if first is None:
-            raise InputError(f"{path}: its video stream has no decodable frame (empty or damaged)")
-        _refuse_hdr(path, cc, first)
-        try:
-            fmt = fr.source_format(first, codec_name=codec, fallback_colorspace=cc.colorspace or tags.SPC_UNSPECIFIED,
-                                   fallback_range=cc.color_range or tags.RANGE_UNSPECIFIED)
-        except ValueError as exc:
-            raise InputError(f"{path}: {exc}; give SDR video in BT.709 or BT.601 Y'CbCr or RGB") from None
-        if fmt.kind == "yuv" and fmt.matrix == "bt2020":
-            raise InputError(f"{path} is wide-gamut BT.2020 video; sdr2hdr converts SDR BT.709 / BT.601 input only")
+        first = _first_frame(container, stream, path)
+        fmt = _source_format(path, cc, first, codec, allow_hdr)
         tb = stream.time_base or Fraction(1, 90000)
         rate = stream.average_rate or stream.guessed_rate or None
         dur, dur_is_stream = _declared_duration(container, stream, Fraction(tb))
@@ -198,6 +195,7 @@ def probe(path: str | os.PathLike[str], *, deinterlace: str = "auto", refuse_tru
             sample_aspect_ratio=_sar(first, cc),
             transfer=tags.tag_name(tags.TRC_NAMES, first.color_trc or cc.color_trc, str(first.color_trc)),
             primaries=tags.tag_name(tags.PRIMARIES_NAMES, first.color_primaries or cc.color_primaries, str(first.color_primaries)),
+            matrix=_matrix_tag(first, cc),
             audio=[(s.index, s.codec_context.name) for s in container.streams.audio],
             subtitles=[(s.index, s.codec_context.name if s.codec_context else "?") for s in container.streams.subtitles],
             attached_pics=[(s.index, s.codec_context.name if s.codec_context else "?") for s in container.streams
@@ -215,6 +213,32 @@ def probe(path: str | os.PathLike[str], *, deinterlace: str = "auto", refuse_tru
         container.close()
 
 
+def _first_frame(container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path) -> av.VideoFrame:
+    """The stream's first decoded frame, or a one-line InputError."""
+    try:
+        for first in container.decode(stream):
+            return first
+    except av.error.FFmpegError as exc:
+        raise InputError(f"{path}: the first video frame cannot be decoded ({one_line(exc)})") from None
+    raise InputError(f"{path}: its video stream has no decodable frame (empty or damaged)")
+
+
+def _source_format(path: Path, cc: av.video.codeccontext.VideoCodecContext, first: av.VideoFrame, codec: str,
+                   allow_hdr: bool) -> fr.SourceFormat:
+    """How the frames' samples are read; HDR / BT.2020 input refused unless ``allow_hdr``."""
+    if not allow_hdr:
+        _refuse_hdr(path, cc, first)
+    try:
+        fmt = fr.source_format(first, codec_name=codec, fallback_colorspace=cc.colorspace or tags.SPC_UNSPECIFIED,
+                               fallback_range=cc.color_range or tags.RANGE_UNSPECIFIED)
+    except ValueError as exc:
+        want = "BT.709, BT.601 or BT.2020 (non-constant luminance)" if allow_hdr else "SDR video in BT.709 or BT.601"
+        raise InputError(f"{path}: {exc}; give {want} Y'CbCr or RGB") from None
+    if fmt.kind == "yuv" and fmt.matrix == "bt2020" and not allow_hdr:
+        raise InputError(f"{path} is wide-gamut BT.2020 video; sdr2hdr converts SDR BT.709 / BT.601 input only")
+    return fmt
+
+
 def _declared_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
                        tb: Fraction) -> tuple[float | None, bool]:
     """(the video's duration in seconds as the container declares it or None, whether it is the stream's own)."""
@@ -226,6 +250,12 @@ def _declared_duration(container: av.container.InputContainer, stream: av.video.
     if container.duration and container.format.name not in ("mpegts", "mpeg", "h264", "hevc"):
         return container.duration / 1e6, False
     return None, False
+
+
+def _matrix_tag(frame: av.VideoFrame, cc: av.video.codeccontext.VideoCodecContext) -> str:
+    """The frame's matrix tag as an FFmpeg name, the stream's when the frame's is unspecified."""
+    cs = frame.colorspace if frame.colorspace not in (tags.SPC_UNSPECIFIED, None) else cc.colorspace
+    return tags.tag_name(tags.MATRIX_NAMES, tags.SPC_UNSPECIFIED if cs is None else cs)
 
 
 def _rotation(frame: av.VideoFrame) -> tuple[int, float]:
