@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from videos import write_png
+from tests.videos import write_png
 
 from sdr2hdr import color
 from sdr2hdr.errors import InputError, Sdr2HdrError
