@@ -48,7 +48,7 @@ from sdr2hdr.convert import convert  # noqa: E402
 from sdr2hdr.convert_options import ConvertOptions  # noqa: E402
 from sdr2hdr.inference.device import resolve_device  # noqa: E402
 from sdr2hdr.inference.tiling import TiledModel  # noqa: E402
-from sdr2hdr.video import frames as fr  # noqa: E402
+from sdr2hdr.inference.model_io import model_input  # noqa: E402
 from sdr2hdr.video.probe import probe  # noqa: E402
 from sdr2hdr.video.reader import FrameReader  # noqa: E402
 from sdr2hdr.video.sample import encode_sdr, render_frame  # noqa: E402
@@ -86,7 +86,7 @@ def _child(cfg: dict) -> None:
     if device.type == "cuda":
         first = [f for _, f in zip(range(cfg["batch"]), FrameReader(probe(clip)))]
         warm = TiledModel(net, scale=cfg["scale"], tile=cfg["tile"], device=device, precision=cfg["precision"])
-        warm(fr.model_input(first, device=device))
+        warm(model_input(first, device=device))
         _sync(device)
         del first, warm
     t0, c0 = time.perf_counter(), time.process_time()
@@ -121,7 +121,7 @@ def _model_only(net: torch.nn.Module, clip: Path, args: argparse.Namespace, devi
         runner.tile = runner.tile or runner.auto_tile(info.height, info.width, batch)
         return runner, []
     frames = list(FrameReader(probe(clip)))
-    inputs = [fr.model_input(frames[i : i + batch], device=device) for i in range(0, len(frames), batch)]
+    inputs = [model_input(frames[i : i + batch], device=device) for i in range(0, len(frames), batch)]
     runner(inputs[0])  # warm-up (and automatic tile choice)
     _sync(device)
     times = []

@@ -23,7 +23,7 @@ MaxCLL / MaxFALL
 ``cll="unknown"`` (default) signals ``max-cll=0,0`` ("unknown" in
 CTA-861.3) and needs one pass. ``cll="measure"`` first runs decode + model
 over the whole input to measure them on exactly the frames that will be
-written (see :func:`sdr2hdr.video.frames.light_levels`), then encodes in a
+written (see :func:`sdr2hdr.video.hdr10.light_levels`), then encodes in a
 second pass with those values (rounded up to whole cd/m²) in the SEI: the
 model runs twice, so it takes about twice as long. Either way the summary
 reports the MaxCLL / MaxFALL measured on the frames actually written.

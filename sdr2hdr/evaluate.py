@@ -304,7 +304,7 @@ def iter_sdr_source(path: Path, select: FrameSelection | None = None) -> Iterato
 
 
 def _iter_sdr_video(path: Path, select: FrameSelection) -> Iterator[tuple[int, torch.Tensor]]:
-    from sdr2hdr.video.frames import model_input
+    from sdr2hdr.inference.model_io import model_input
     from sdr2hdr.video.probe import probe
     from sdr2hdr.video.reader import FrameReader
 

@@ -36,7 +36,9 @@ from sdr2hdr import memory
 from sdr2hdr.errors import Sdr2HdrError
 from sdr2hdr.summary import Progress
 from sdr2hdr.inference.tiling import TiledModel
+from sdr2hdr.inference.model_io import model_input
 from sdr2hdr.video import frames as fr
+from sdr2hdr.video.hdr10 import hdr10_420
 from sdr2hdr.video.probe import VideoInfo
 from sdr2hdr.video.reader import FrameReader
 from sdr2hdr.video.writer import HDR10Writer
@@ -198,7 +200,7 @@ def run_pass(
             group, carry, ended = _gather(q_in, carry, batch, check_encoder) if not ended else ([carry], None, True)
             if not group:
                 break
-            hb = fr.hdr10_420(runner(fr.model_input(group, device=runner.device)))  # input and float output freed here
+            hb = hdr10_420(runner(model_input(group, device=runner.device)))  # input and float output freed here
             result.max_cll = max([result.max_cll, *hb.max_cll])
             result.max_fall = max([result.max_fall, *hb.fall])
             if enc_thread is not None:

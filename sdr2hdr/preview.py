@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from sdr2hdr import color, font5x7, outfile
 from sdr2hdr.color import tags
 from sdr2hdr.errors import InputError, OutputError, Sdr2HdrError, one_line
+from sdr2hdr.inference.model_io import model_input
 from sdr2hdr.video import frames as fr
 from sdr2hdr.video.probe import VideoInfo, open_input, probe
 
@@ -303,7 +304,7 @@ def preview(
     dev = resolve_device(device)
     prep = prepare_model(model, scale=scale, gan=gan, device=dev, precision=precision, tile=tile)
     runner, name, peak, scale, warnings = prep.runner, prep.name, prep.peak_nits, prep.scale, prep.warnings
-    x = fr.model_input([planar], device=dev)
+    x = model_input([planar], device=dev)
     hdr = runner(x)[0].double()
     light = color.hdr10_to_linear(hdr, bits=10)  # as a display decodes it, cd/m²
     y = color.luminance(light, "bt2020")

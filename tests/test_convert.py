@@ -25,8 +25,9 @@ from tests.helpers import run_convert
 from tests.videos import run_cli
 from sdr2hdr.models import JSInet
 from sdr2hdr.models.baselines import BT2408DirectMapping
-from sdr2hdr.video import frames as fr
+from sdr2hdr.inference.model_io import model_input
 from sdr2hdr.video.probe import probe
+from sdr2hdr.video.hdr10 import light_levels
 from sdr2hdr.video.reader import FrameReader
 from sdr2hdr.zoo import save_weights
 
@@ -164,13 +165,13 @@ def test_mp4_hvc1_bt2020_mastering_measured_cll_and_values(
     # values: decode the file and compare with the model applied to the decoded source frames
     src_frames = list(FrameReader(probe(src)))
     with torch.no_grad():
-        expect = model(fr.model_input(src_frames)).double()
+        expect = model(model_input(src_frames)).double()
     got = torch.stack(videos.decode_hdr10(out))
     psnr = 10 * math.log10(1 / float(((got - expect) ** 2).mean()))
     assert psnr > 40, psnr
     # the summary's light levels are those of the frames in the file (lossless here, so exactly)
     y, c = videos.decode_hdr10_planes(out)
-    dec_cll, dec_fall = fr.light_levels(y, c)
+    dec_cll, dec_fall = light_levels(y, c)
     assert max(dec_cll) == pytest.approx(s.max_cll, rel=1e-6)
     assert max(dec_fall) == pytest.approx(s.max_fall, rel=1e-6)
     # BT.2408 puts SDR white at 203 cd/m²; 4:2:0 chroma reconstruction at colour edges overshoots a little

@@ -2,7 +2,7 @@
 
 * the byte-bounded queues between the decode, model and encode threads block
   at their byte limit (and always take one item), with limits from the frame geometry;
-* decoded frames stay uint8 / uint16 until :func:`~sdr2hdr.video.frames.model_input`;
+* decoded frames stay uint8 / uint16 until :func:`~sdr2hdr.inference.model_io.model_input`;
 * the 10-bit quantisation and light-level measurement work on strips of rows:
   bit-identical to the whole-frame computation, and a child process measuring
   its peak RSS sees far less than the several whole-frame float32 copies the
@@ -26,9 +26,9 @@ import torch
 from tests import videos
 
 from sdr2hdr import color, memory, passes
+from sdr2hdr.color.chroma import downsample_chroma, upsample_chroma
 from sdr2hdr.convert import Encoding
 from sdr2hdr.convert_options import EncodeOptions, MasteringOptions
-from sdr2hdr.video import frames as fr
 from sdr2hdr.video import hdr10
 from sdr2hdr.video.probe import probe
 from sdr2hdr.video.reader import FrameReader
@@ -117,32 +117,6 @@ def test_decoded_frames_stay_integer(tmp_path: Path) -> None:
     assert frames[0].nbytes == 34 * 20 + 2 * 17 * 10
 
 
-def _old_planes(frames: list[fr.PlanarFrame], dtype: torch.dtype) -> list[torch.Tensor]:
-    """The float-first conversion model_input used before (per-frame float planes, then stacked)."""
-    peak = float(2 ** frames[0].fmt.bits - 1)
-
-    def one(a: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(a)
-        return (t.to(torch.int32) if t.dtype == torch.uint16 else t).to(dtype)
-
-    return [torch.stack([one(f.planes[i]) for f in frames]) / peak for i in range(3)]
-
-
-@pytest.mark.parametrize(("bits", "dtype"), [(8, torch.float32), (10, torch.float32), (16, torch.float32),
-                                             (10, torch.float64)])
-def test_model_input_planes_match_float_first(bits: int, dtype: torch.dtype) -> None:
-    rng = np.random.default_rng(bits)
-    npdt = np.uint8 if bits == 8 else np.uint16
-    fmt = fr.SourceFormat("yuv", bits, 2, 2, "bt709", False, "left", 10, 6,
-                          "yuv420p" if bits == 8 else f"yuv420p{bits}le")
-    frames = [fr.PlanarFrame(fmt, (rng.integers(0, 2**bits, (6, 10)).astype(npdt),
-                                   rng.integers(0, 2**bits, (3, 5)).astype(npdt),
-                                   rng.integers(0, 2**bits, (3, 5)).astype(npdt)), pts=i) for i in range(2)]
-    for i, old in enumerate(_old_planes(frames, dtype)):
-        new = fr._stacked_plane(frames, i, torch.device("cpu"), dtype)
-        assert new.dtype == dtype and torch.equal(new, old)
-
-
 # ------------------------------------------------------------------ HDR10 strips
 
 
@@ -150,9 +124,9 @@ def _whole_frame(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[fl
     """The whole-frame quantisation and light levels (the code before strips), for comparison."""
     out = out.float()
     y = torch.clamp(torch.round(out[:, 0] * 1023.0), 4.0, 1019.0)
-    c = torch.clamp(torch.round(fr.downsample_chroma(out[:, 1:3]) * 1023.0), 4.0, 1019.0)
+    c = torch.clamp(torch.round(downsample_chroma(out[:, 1:3]) * 1023.0), 4.0, 1019.0)
     b, h, w = y.shape
-    cf = fr.upsample_chroma(c / 1023.0, h, w, 2, 2, "left")
+    cf = upsample_chroma(c / 1023.0, h, w, 2, 2, "left")
     lin = color.hdr10_to_linear(torch.cat(((y / 1023.0).unsqueeze(1), cf), dim=1), bits=10)
     m = lin.amax(dim=1).reshape(b, -1)
     return y.to(torch.int16), c.to(torch.int16), m.amax(dim=1).tolist(), m.mean(dim=1, dtype=torch.float64).tolist()
@@ -166,7 +140,7 @@ def test_strips_are_bit_identical_to_the_whole_frame(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(hdr10, "STRIP_PIXELS", strip_pixels)
     strips = list(hdr10.row_strips(2, 38, 50, strip_pixels))
     assert strips[0][0] == 0 and strips[-1][1] == 38 and all(r0 % 2 == 0 for r0, _ in strips)
-    hb = fr.hdr10_420(out)
+    hb = hdr10.hdr10_420(out)
     y, c, cll, fall = _whole_frame(out)
     assert hb.y.dtype == hb.c.dtype == torch.int16
     assert torch.equal(hb.y, y) and torch.equal(hb.c, c)
@@ -179,10 +153,10 @@ def test_light_levels_odd_chroma_rows() -> None:
     """Codes of an odd-height 4:2:0 frame (decoded files): the strip filter reads the same rows."""
     y = torch.randint(64, 941, (1, 9, 8), dtype=torch.int16)
     c = torch.randint(64, 961, (1, 2, 5, 4), dtype=torch.int16)
-    cf = fr.upsample_chroma(c.float() / 1023.0, 9, 8, 2, 2, "left")
+    cf = upsample_chroma(c.float() / 1023.0, 9, 8, 2, 2, "left")
     lin = color.hdr10_to_linear(torch.cat(((y.float() / 1023.0).unsqueeze(1), cf), dim=1), bits=10)
     m = lin.amax(dim=1).reshape(1, -1)
-    cll, fall = fr.light_levels(y, c)
+    cll, fall = hdr10.light_levels(y, c)
     assert cll == m.amax(dim=1).tolist()
     assert fall == pytest.approx(m.mean(dim=1, dtype=torch.float64).tolist(), rel=1e-12)
 
@@ -190,18 +164,18 @@ def test_light_levels_odd_chroma_rows() -> None:
 _PEAK_CHILD = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
-    from sdr2hdr.video import frames as fr
+    from sdr2hdr.video.hdr10 import hdr10_420
 
     def hwm():
         with open("/proc/self/status") as f:
             return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM"))
 
     x = torch.rand(1, 3, 1080, 1920) * 1.2 - 0.1  # a 1920x1080 model output, float32: 24.9 MB
-    fr.hdr10_420(x[:, :, :64, :64])  # lazy imports and tables out of the way
+    hdr10_420(x[:, :, :64, :64])  # lazy imports and tables out of the way
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # peak RSS := current RSS
     base = hwm()
-    hb = fr.hdr10_420(x)
+    hb = hdr10_420(x)
     print((hwm() - base) / x.nbytes)
 """)
 

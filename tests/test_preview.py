@@ -25,6 +25,7 @@ from tests.videos import run_cli
 from sdr2hdr import color, font5x7, preview
 from sdr2hdr.models import JSInet
 from sdr2hdr.models.baselines import BT2408DirectMapping
+from sdr2hdr.inference.model_io import model_input
 from sdr2hdr.outfile import process_umask
 from sdr2hdr.video import frames as fr
 from sdr2hdr.video.probe import probe
@@ -125,7 +126,7 @@ def test_preview_bt2408_layout_numbers_false_colour(work: Path, clip: Path, at: 
     pf, t = frame_at(clip, at)
     assert (res.pts, res.time) == (pf.pts, pytest.approx(t, abs=1e-9))
     assert res.time == pytest.approx(12 / 24 if at == 0.5 else 13 / 24, abs=1e-9)  # at 0.5 s exactly: frame 12
-    x = fr.model_input([pf])
+    x = model_input([pf])
     with torch.inference_mode():
         hdr = BT2408DirectMapping(2)(x)[0]
     check_png(res, hdr, x)
@@ -141,7 +142,7 @@ def test_preview_random_jsinet_weights(work: Path, clip: Path) -> None:
                  recipe="random (tests only)", peak_nits="1000")
     res = preview.preview(clip, work / "jsinet.png", at=0.2, model=str(weights), precision="fp32", device="cpu")
     pf, _ = frame_at(clip, 0.2)
-    x = fr.model_input([pf])
+    x = model_input([pf])
     with torch.inference_mode():
         hdr = load(str(weights)).module(x)[0]
     _, y = luminance_of(hdr)

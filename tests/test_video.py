@@ -1,14 +1,12 @@
-"""Video input: the colour path to the model input, codecs/containers, refusals.
+"""Video input: codecs/containers, timestamps, rotation, refusals (the colour path: tests/test_model_io.py).
 
 Clips are tiny (32x24, a few frames) and generated here (tests/videos.py);
-timestamps and tags are checked against ffprobe, code values against
-colour-science.
+timestamps and tags are checked against ffprobe.
 """
 
 from __future__ import annotations
 
 import subprocess
-import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,89 +14,18 @@ import numpy as np
 import pytest
 import torch
 
-warnings.filterwarnings("ignore", module="colour")
-import colour  # noqa: E402
-
-from tests import videos  # noqa: E402
-from sdr2hdr.errors import InputError  # noqa: E402
-from sdr2hdr.video import frames as fr  # noqa: E402
-from sdr2hdr.video.probe import probe  # noqa: E402
-from sdr2hdr.video.reader import FrameReader  # noqa: E402
-
-K = {"bt709": colour.WEIGHTS_YCBCR["ITU-R BT.709"], "bt601": colour.WEIGHTS_YCBCR["ITU-R BT.601"]}
+from sdr2hdr import color
+from sdr2hdr.errors import InputError
+from sdr2hdr.inference import model_io
+from sdr2hdr.video import frames as fr
+from sdr2hdr.video.probe import probe
+from sdr2hdr.video.reader import FrameReader
+from tests import videos
 
 
 def read_all(path: Path, **kw: object) -> tuple[list[fr.PlanarFrame], FrameReader]:
     reader = FrameReader(probe(path), **kw)
     return list(reader), reader
-
-
-# -------------------------------------------------------- colour path (model input)
-
-
-@pytest.mark.parametrize(
-    ("matrix", "full_range", "codec", "pix_fmt"),
-    [
-        ("bt709", False, "libx264", "yuv420p"),
-        ("bt601", False, "libx264", "yuv420p"),
-        ("bt709", True, "libx264", "yuv420p"),
-        ("bt601", True, "ffv1", "yuv422p"),
-    ],
-)
-def test_model_input_code_values(tmp_path: Path, matrix: str, full_range: bool, codec: str, pix_fmt: str) -> None:
-    colours = [(0.9, 0.2, 0.1), (0.1, 0.7, 0.4), (0.5, 0.5, 0.95)]
-    pics = [videos.flat(1, 32, 24, c)[0] for c in colours]
-    opts = {"qp": "0"} if codec == "libx264" else {}
-    path = videos.make_clip(tmp_path / f"flat.{'mp4' if codec == 'libx264' else 'mkv'}", frames=pics, codec=codec,
-                            pix_fmt=pix_fmt, matrix=matrix, full_range=full_range, options=opts)
-    info = probe(path)
-    assert (info.fmt.matrix, info.fmt.full_range) == (matrix, full_range)
-    got, _ = read_all(path)
-    assert len(got) == 3
-    for rgb, pf in zip(colours, got):
-        codes = colour.RGB_to_YCbCr(np.array(rgb), K[matrix], out_bits=8, out_legal=not full_range, out_int=True)
-        assert [int(p[0, 0]) for p in pf.planes] == codes.tolist()  # the file holds what colour-science says
-        rgb_q = colour.YCbCr_to_RGB(codes.astype(np.float64), K[matrix], in_bits=8, in_legal=not full_range, in_int=True)
-        expect = colour.RGB_to_YCbCr(rgb_q, K["bt709"], out_bits=8, out_legal=True, out_int=False)
-        x = fr.model_input([pf])
-        assert x.shape == (1, 3, 24, 32)
-        torch.testing.assert_close(x[0], torch.tensor(expect, dtype=torch.float32).view(3, 1, 1).expand(3, 24, 32),
-                                   atol=1e-6, rtol=0)
-
-
-def test_model_input_textured_601_full_444(tmp_path: Path) -> None:
-    """Non-flat 4:4:4 BT.601 full range: exact planes -> exact BT.709 limited values, pixel by pixel."""
-    pics = videos.scene(2, 32, 24)
-    path = videos.make_clip(tmp_path / "t.mkv", frames=pics, codec="ffv1", pix_fmt="yuv444p", matrix="bt601", full_range=True)
-    got, _ = read_all(path)
-    for pf in got:
-        codes = np.stack(pf.planes, axis=-1).astype(np.float64)
-        rgb_q = colour.YCbCr_to_RGB(codes, K["bt601"], in_bits=8, in_legal=False, in_int=True)
-        expect = colour.RGB_to_YCbCr(rgb_q, K["bt709"], out_bits=8, out_legal=True, out_int=False)
-        x = fr.model_input([pf], dtype=torch.float64)[0].permute(1, 2, 0).numpy()
-        np.testing.assert_allclose(x, expect, atol=1e-9)
-
-
-def test_ffmpeg_cli_made_601_full_range_clip(tmp_path: Path) -> None:
-    """A clip made by the ffmpeg CLI (not our writer), BT.601 full range 4:4:4: exact values pixel by pixel."""
-    path = tmp_path / "cli.mp4"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=48x32:rate=25:duration=0.2",
-         "-vf", "scale=out_color_matrix=bt601:out_range=full,format=yuv444p", "-color_range", "pc",
-         "-colorspace", "smpte170m", "-color_primaries", "smpte170m", "-color_trc", "smpte170m",
-         "-c:v", "libx264", "-qp", "0", str(path)],
-        check=True,
-    )
-    info = probe(path)
-    assert (info.fmt.matrix, info.fmt.full_range, info.width, info.height) == ("bt601", True, 48, 32)
-    got, _ = read_all(path)
-    assert len(got) == 5
-    codes = np.stack(got[0].planes, axis=-1).astype(np.float64)
-    assert codes[..., 0].min() < 16 or codes[..., 0].max() > 235  # really full range in the file
-    rgb_q = colour.YCbCr_to_RGB(codes, K["bt601"], in_bits=8, in_legal=False, in_int=True)
-    expect = colour.RGB_to_YCbCr(rgb_q, K["bt709"], out_bits=8, out_legal=True, out_int=False)
-    x = fr.model_input(got[:1], dtype=torch.float64)[0].permute(1, 2, 0).numpy()
-    np.testing.assert_allclose(x, expect, atol=1e-9)
 
 
 # ---------------------------------------------------------- codecs / containers
@@ -127,8 +54,8 @@ def test_codecs_and_containers(tmp_path: Path, name: str, codec: str, pix_fmt: s
     assert len(got) == 4 and not reader.warnings
     probe_pts = [f.get("pts") for f in videos.ffprobe_json(path, "-select_streams", "v", "-show_frames")["frames"]]
     assert [f.pts for f in got] == probe_pts
-    x = fr.model_input(got, dtype=torch.float64)
-    ref = torch.stack([fr.color.rgb_to_ycbcr(p, "bt709", bits=8) for p in pics])
+    x = model_io.model_input(got, dtype=torch.float64)
+    ref = torch.stack([color.rgb_to_ycbcr(p, "bt709", bits=8) for p in pics])
     mse = float(((x - ref) ** 2).mean())
     assert 10 * np.log10(1 / mse) > 25, name  # lossy, but the right picture in the right colours
 
@@ -271,6 +198,6 @@ def test_rgb_source_is_encoded_with_bt709(tmp_path: Path) -> None:
     info = probe(path)
     assert info.fmt.kind == "rgb"
     got, _ = read_all(path)
-    x = fr.model_input(got[:1], dtype=torch.float64)[0]
-    ref = fr.color.rgb_to_ycbcr(torch.from_numpy(rgb / 255.0).permute(2, 0, 1), "bt709", bits=8)
+    x = model_io.model_input(got[:1], dtype=torch.float64)[0]
+    ref = color.rgb_to_ycbcr(torch.from_numpy(rgb / 255.0).permute(2, 0, 1), "bt709", bits=8)
     torch.testing.assert_close(x, ref, atol=1e-12, rtol=0)

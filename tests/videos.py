@@ -24,6 +24,7 @@ from tests.helpers import SHARED
 
 from sdr2hdr import color
 from sdr2hdr.color import tags
+from sdr2hdr.inference.model_io import frame_to_hdr10_ycbcr
 from sdr2hdr.video import frames as fr
 from sdr2hdr.video.sample import encode_sdr, render_frame
 
@@ -153,7 +154,7 @@ def ffprobe_json(path: Path, *args: str) -> dict:
 def decode_hdr10(path: Path) -> list[torch.Tensor]:
     """Decoded HDR10 frames as ``3 x H x W`` Y'CbCr code / 1023 (chroma up-sampled, "left")."""
     with av.open(str(path)) as c:
-        return [fr.frame_to_hdr10_ycbcr(f) for f in c.decode(video=0)]
+        return [frame_to_hdr10_ycbcr(f) for f in c.decode(video=0)]
 
 
 def decode_hdr10_planes(path: Path) -> tuple[torch.Tensor, torch.Tensor]:

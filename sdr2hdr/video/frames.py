@@ -1,49 +1,22 @@
-"""The one place where PyAV frames become tensors and tensors become PyAV frames.
+"""PyAV frames <-> numpy planes: the one place that reads and writes PyAV frame buffers.
 
-Model input (what :func:`model_input` returns)
------------------------------------------------
-``B x 3 x H x W`` float, **BT.709 non-constant-luminance Y'CbCr, limited
-range, 8-bit code values / 255**, planes in Y, Cb, Cr order, chroma at full
-resolution (the JSInet convention, see :mod:`sdr2hdr.color`). Sources in
-another matrix (BT.601), range (full / "PC" / yuvj) or bit depth (10-bit
-ProRes, ...) are *converted* to it with :func:`sdr2hdr.color.convert_ycbcr`
-(exact re-encoding of the same R'G'B', not rounded), never relabelled. RGB
-sources (gbrp, rgb24, ...) are encoded with the BT.709 matrix. The primaries
-and transfer of SD sources (SMPTE 170M / BT.470BG primaries, BT.601
-transfer) are taken as BT.709 / BT.1886, as players do (their primaries
-differ by less than 0.01 in xy).
+Decoding side: :func:`source_format` describes how a decoded frame's samples
+are read (:class:`SourceFormat`: Y'CbCr / RGB / gray, bit depth, chroma
+subsampling and siting, matrix and range from the tags, see
+:mod:`sdr2hdr.color.tags`), and :func:`frame_to_planar` copies its planes
+into compact uint8 / uint16 numpy arrays (:class:`PlanarFrame`, what travels
+between threads; semi-planar and packed layouts are re-packed by swscale
+first). They stay integers until :func:`sdr2hdr.inference.model_io.model_input`
+builds the model's float batch.
 
-Chroma is up-sampled at the source's siting ("left", "center", "topleft") by
-:func:`sdr2hdr.color.chroma.upsample_chroma`, which describes the filters.
-
-HDR10 output (what :func:`hdr10_420` makes of the model output)
------------------------------------------------------------------
-The network gives 4:4:4 BT.2020 PQ limited-range code values / 1023. Chroma is
-down-sampled to 4:2:0 with **"left" siting** (the HEVC default, signalled as
-``chromaloc=0``): a ``[1, 2, 1] / 4`` low-pass horizontally centred on the
-even luma columns, and the mean of the two luma rows vertically (``[1, 1] /
-2``), edges repeated. Unlike the authors' plain 2x2 block average (whose
-result sits at the block centre) this puts each chroma sample where every
-decoder (tag-aware or not) places it. Then all planes are rounded to integer
-10-bit codes and clipped to ``[4, 1019]`` (codes 0-3 and 1020-1023 are
-reserved in 10-bit video; overshoots beyond nominal 64-940 / 64-960 are kept).
-
-Light levels (:func:`light_levels`) are measured on exactly those 10-bit
-4:2:0 frames handed to the encoder: chroma up-sampled back with the "left"
-bilinear filter above, BT.2020 NCL Y'CbCr -> R'G'B' clipped to [0, 1], PQ EOTF
-to cd/m², per pixel ``max(R, G, B)``; MaxCLL is the maximum of that over all
-pixels, MaxFALL the frame average of it (CTA-861.3), both per frame here.
-:func:`hdr10_420`, :func:`light_levels` and :class:`HDR10Batch` live in
-:mod:`sdr2hdr.video.hdr10` (they work a strip of rows at a time, so no
-whole-frame float32 copies are made) and are re-exported here.
-
-Memory: decoded frames stay compact uint8 / uint16 planes
-(:class:`PlanarFrame`) until :func:`model_input` builds the float batch.
+Encoding side: :func:`hdr10_frame` wraps 10-bit 4:2:0 code planes (made by
+:func:`sdr2hdr.video.hdr10.hdr10_420`) in a ``yuv420p10le`` frame tagged
+HDR10 (:func:`tag_hdr10`); :func:`sdr_frame` encodes R'G'B' as a tagged SDR
+frame (the sample clip and the test clip generators).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import av
@@ -51,7 +24,7 @@ import numpy as np
 import torch
 
 from sdr2hdr import color
-from sdr2hdr.color.chroma import CENTER_SITED_CODECS, downsample_chroma, upsample_chroma
+from sdr2hdr.color.chroma import CENTER_SITED_CODECS, downsample_chroma
 from sdr2hdr.color.tags import (
     MATRIX_NAMES,
     PRI_BT709,
@@ -71,8 +44,6 @@ from sdr2hdr.color.tags import (
     guess_matrix,
 )
 
-#: HDR10 output code range (10-bit, reserved codes excluded).
-HDR10_CODE_MIN, HDR10_CODE_MAX = 4, 1019
 HDR10_PIX_FMT = "yuv420p10le"
 
 # Formats read plane by plane as they are; other formats are re-packed by swscale first.
@@ -88,7 +59,7 @@ class SourceFormat:
     ``kind`` is "yuv", "rgb" (planes G, B, R) or "gray"; ``sub_x``/``sub_y`` are
     the chroma subsampling factors (1 or 2); ``siting`` one of :data:`sdr2hdr.color.chroma.SITING_OFFSETS`;
     ``width`` / ``height`` the coded size; ``rotation`` the display rotation
-    (degrees counter-clockwise, 0 / 90 / 180 / 270) :func:`model_input` applies.
+    (degrees counter-clockwise, 0 / 90 / 180 / 270) :func:`~sdr2hdr.inference.model_io.model_input` applies.
     """
 
     kind: str
@@ -213,78 +184,7 @@ def frame_to_planar(frame: av.VideoFrame, fmt: SourceFormat, *, pts: int = 0) ->
     return PlanarFrame(fmt, planes, pts)
 
 
-# ------------------------------------------------------------------ model input
-
-
-def _stacked_plane(frames: Sequence[PlanarFrame], i: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Plane ``i`` of every frame as one ``B x h x w`` tensor of ``dtype`` on ``device``, code / (2**bits - 1).
-
-    The planes are stacked as the integers they are (1 or 2 bytes a sample) and
-    only that compact batch crosses to the device; the float copy is made there.
-    """
-    bits = frames[0].fmt.bits
-    a = np.stack([f.planes[i] for f in frames])
-    if a.dtype == np.uint16:  # not every op supports uint16: codes of up to 15 bits fit int16, 16-bit go to int32
-        a = a.view(np.int16) if bits <= 15 else a.astype(np.int32)
-    return torch.from_numpy(a).to(device, non_blocking=True).to(dtype).div_(float(2**bits - 1))
-
-
-def model_input(
-    frames: Sequence[PlanarFrame], *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
-) -> torch.Tensor:
-    """Decoded frames (same format and size) -> ``B x 3 x H x W`` BT.709 limited Y'CbCr code / 255.
-
-    Chroma is up-sampled and the matrix / range / bit depth converted on
-    ``device`` (only the compact planes cross to it). Computed in float32
-    at least; returned in ``dtype``. A display rotation (``fmt.rotation``) is
-    applied last, to the 4:4:4 planes, so chroma is interpolated at its coded
-    siting and the result is upright (``H x W`` swapped for 90 / 270 degrees).
-    """
-    fmt = frames[0].fmt
-    if any(f.fmt != fmt for f in frames):
-        raise ValueError("model_input needs frames of one format; batch them by format")
-    device = torch.device(device)
-    work = torch.float64 if dtype == torch.float64 else torch.float32
-    peak = float(2**fmt.bits - 1)
-    h, w = fmt.height, fmt.width
-    planes = [_stacked_plane(frames, i, device, work) for i in range(1 if fmt.kind == "gray" else 3)]
-    if fmt.kind == "rgb":
-        g, b, r = planes
-        out = color.rgb_to_ycbcr(torch.stack((r, g, b), dim=1), "bt709", full_range=False, bits=8)
-        return _upright(out, fmt.rotation).to(dtype)
-    if fmt.kind == "gray":
-        y = planes[0]
-        neutral = torch.full_like(y, 2 ** (fmt.bits - 1) / peak)
-        ycc = torch.stack((y, neutral, neutral), dim=1)
-    else:
-        y, cb, cr = planes
-        cc = upsample_chroma(torch.stack((cb, cr), dim=1), h, w, fmt.sub_x, fmt.sub_y, fmt.siting)
-        ycc = torch.cat((y.unsqueeze(1), cc), dim=1)
-    out = color.convert_ycbcr(
-        ycc, src_matrix=fmt.matrix, src_full_range=fmt.full_range, src_bits=fmt.bits,  # type: ignore[arg-type]
-        dst_matrix="bt709", dst_full_range=False, dst_bits=8,
-    )
-    return _upright(out, fmt.rotation).to(dtype)
-
-
-def _upright(x: torch.Tensor, rotation: int) -> torch.Tensor:
-    """``B x C x H x W`` turned ``rotation`` degrees counter-clockwise (a multiple of 90), as players show it."""
-    k = (rotation // 90) % 4
-    return torch.rot90(x, k, dims=(-2, -1)).contiguous() if k else x
-
-
-# ------------------------------------------------------------------ HDR10 output
-
-_HDR10_NAMES = ("HDR10Batch", "hdr10_420", "light_levels")
-
-
-def __getattr__(name: str) -> object:
-    """The HDR10 quantisation names, from :mod:`sdr2hdr.video.hdr10` (imported on first use: it imports this module)."""
-    if name in _HDR10_NAMES:
-        from sdr2hdr.video import hdr10
-
-        return getattr(hdr10, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ------------------------------------------------------------------ HDR10 frames
 
 
 def hdr10_frame(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> av.VideoFrame:
@@ -304,20 +204,6 @@ def tag_hdr10(obj: object) -> None:
     obj.color_trc = TRC_SMPTE2084  # type: ignore[attr-defined]
     obj.colorspace = SPC_BT2020_NCL  # type: ignore[attr-defined]
     obj.color_range = RANGE_MPEG  # type: ignore[attr-defined]
-
-
-def frame_to_hdr10_ycbcr(frame: av.VideoFrame, *, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """A decoded 10-bit 4:2:0 frame -> ``3 x H x W`` Y'CbCr code / 1023, chroma up-sampled ("left").
-
-    For checking written files (tests, ``light_levels`` of a decoded output).
-    """
-    fr = frame if frame.format.name == HDR10_PIX_FMT else frame.reformat(format=HDR10_PIX_FMT)
-    w, h = fr.width, fr.height
-    y = torch.from_numpy(plane_array(fr.planes[0], w, h, np.dtype(np.uint16)).astype(np.int32)).to(dtype)
-    cw, ch = -(-w // 2), -(-h // 2)
-    c = torch.stack([torch.from_numpy(plane_array(fr.planes[i], cw, ch, np.dtype(np.uint16)).astype(np.int32)).to(dtype) for i in (1, 2)])
-    c = upsample_chroma(c, h, w, 2, 2, "left")
-    return torch.cat((y.unsqueeze(0), c), dim=0) / 1023.0
 
 
 # --------------------------------------------------------------- SDR encoding

@@ -1,8 +1,20 @@
 """Model output -> 10-bit 4:2:0 HDR10 codes and their light levels, a strip of rows at a time.
 
-The conventions (chroma siting, code range, how MaxCLL / MaxFALL are
-measured) are those of :mod:`sdr2hdr.video.frames`, which re-exports these
-names. Everything full-resolution that is kept is integer (int16 codes:
+The network gives 4:4:4 BT.2020 PQ limited-range code values / 1023. Chroma is
+down-sampled to 4:2:0 with **"left" siting** (the HEVC default, signalled as
+``chromaloc=0``; the filter is :func:`sdr2hdr.color.chroma.downsample_chroma`).
+Then all planes are rounded to integer 10-bit codes and clipped to
+``[4, 1019]`` (codes 0-3 and 1020-1023 are reserved in 10-bit video;
+overshoots beyond nominal 64-940 / 64-960 are kept).
+
+Light levels (:func:`light_levels`) are measured on exactly those 10-bit
+4:2:0 frames handed to the encoder: chroma up-sampled back with the "left"
+bilinear filter (:func:`sdr2hdr.color.chroma.upsample_chroma`), BT.2020 NCL
+Y'CbCr -> R'G'B' clipped to [0, 1], PQ EOTF to cd/m², per pixel
+``max(R, G, B)``; MaxCLL is the maximum of that over all pixels, MaxFALL the
+frame average of it (CTA-861.3), both per frame here.
+
+Everything full-resolution that is kept is integer (int16 codes:
 24.9 MB a 3840x2160 frame); the float work (rounding, the chroma filter, the
 chroma up-sampling, the PQ EOTF of the light-level measurement) runs on
 strips of rows of at most :data:`STRIP_PIXELS` pixels, so no float32 copy of
@@ -22,9 +34,11 @@ import torch
 
 from sdr2hdr import color
 from sdr2hdr.color.chroma import downsample_chroma, interp_axis, interp_table
-from sdr2hdr.video.frames import HDR10_CODE_MAX, HDR10_CODE_MIN
 
-__all__ = ["STRIP_PIXELS", "HDR10Batch", "hdr10_420", "light_levels", "row_strips"]
+__all__ = ["HDR10_CODE_MAX", "HDR10_CODE_MIN", "STRIP_PIXELS", "HDR10Batch", "hdr10_420", "light_levels", "row_strips"]
+
+#: HDR10 output code range (10-bit, reserved codes excluded).
+HDR10_CODE_MIN, HDR10_CODE_MAX = 4, 1019
 
 #: Pixels (frames x rows x width) of one strip of the float work: 2 MB per float32 plane.
 STRIP_PIXELS = 2**18
@@ -43,7 +57,7 @@ class HDR10Batch:
 
     ``y`` is ``B x H x W`` and ``c`` ``B x 2 x H/2 x W/2`` (int16 tensors on the
     model's device until :meth:`numpy`); ``max_cll`` / ``fall`` are per-frame
-    light levels in cd/m² measured on these codes (see :mod:`sdr2hdr.video.frames`).
+    light levels in cd/m² measured on these codes (see above).
     """
 
     y: torch.Tensor

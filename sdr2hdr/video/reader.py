@@ -26,7 +26,7 @@ converted and :attr:`FrameReader.warnings` says what was missing.
 Rotation and interlacing
 ------------------------
 Frames keep their coded size here; their format carries the display
-rotation, which :func:`~sdr2hdr.video.frames.model_input` applies. Interlaced
+rotation, which :func:`~sdr2hdr.inference.model_io.model_input` applies. Interlaced
 input is deinterlaced when the probe decided so (``info.deinterlace``, see
 :mod:`sdr2hdr.video.deinterlace`: one frame out per frame in, timestamps kept);
 :attr:`FrameReader.warnings` says what was done, or that interlaced frames
