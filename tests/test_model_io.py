@@ -7,6 +7,7 @@ against colour-science.
 from __future__ import annotations
 
 import subprocess
+import threading
 import warnings
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import torch
 warnings.filterwarnings("ignore", module="colour")
 import colour  # noqa: E402
 
-from sdr2hdr.inference.model_io import model_input, stacked_plane  # noqa: E402
+from sdr2hdr.inference import model_io  # noqa: E402
+from sdr2hdr.inference.model_io import StagingBuffers, model_input, stacked_plane, staging_buffers  # noqa: E402
 from sdr2hdr.video.frames import PlanarFrame, SourceFormat  # noqa: E402
 from sdr2hdr.video.probe import probe  # noqa: E402
 from sdr2hdr.video.reader import FrameReader  # noqa: E402
@@ -126,3 +128,92 @@ def test_model_input_planes_match_float_first(bits: int, dtype: torch.dtype) -> 
         new = stacked_plane(frames, i, torch.device("cpu"), dtype)
         assert new.dtype == dtype and torch.equal(new, old)
 
+
+def _random_frames(bits: int, seed: int, n: int = 2) -> list[PlanarFrame]:
+    """``n`` random 10x6 4:2:0 frames of ``bits`` (uint8 / uint16 planes, as decoded)."""
+    rng = np.random.default_rng(seed)
+    npdt = np.uint8 if bits == 8 else np.uint16
+    fmt = SourceFormat("yuv", bits, 2, 2, "bt709", False, "left", 10, 6, "yuv420p" if bits == 8 else f"yuv420p{bits}le")
+    return [PlanarFrame(fmt, tuple(rng.integers(0, 2**bits, s).astype(npdt) for s in ((6, 10), (3, 5), (3, 5))), pts=i)
+            for i in range(n)]
+
+
+def _spy_uploads(monkeypatch: pytest.MonkeyPatch, shapes: set[tuple[int, ...]]) -> list[tuple[torch.dtype, int, bool]]:
+    """Record (dtype, data_ptr, non_blocking) of every plane-stack-shaped tensor ``Tensor.to`` sends to a device."""
+    crossed: list[tuple[torch.dtype, int, bool]] = []
+    real_to = torch.Tensor.to
+
+    def to(self: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        target = kwargs.get("device", args[0] if args else None)
+        if isinstance(target, (torch.device, str)) and tuple(self.shape) in shapes:
+            crossed.append((self.dtype, self.data_ptr(), bool(kwargs.get("non_blocking", False))))
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    return crossed
+
+
+@pytest.mark.parametrize("bits", [8, 10, 16])
+def test_planes_cross_to_the_device_as_stored_integers(monkeypatch: pytest.MonkeyPatch, bits: int) -> None:
+    """Issue #14 item 4: 1 or 2 bytes a sample cross (uint8, uint16 as int16), not int32 / float; widened there."""
+    frames = _random_frames(bits, seed=bits)
+    want = model_input(frames)
+    crossed = _spy_uploads(monkeypatch, {(2, 6, 10), (2, 3, 5)})
+    got = model_input(frames)
+    assert torch.equal(got, want)
+    assert [d for d, _, _ in crossed] == [torch.uint8 if bits == 8 else torch.int16] * 3
+    assert all(non_blocking for _, _, non_blocking in crossed)
+
+
+def test_cuda_uploads_come_from_reused_staging_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CUDA target (simulated: the staging policy forced on, pinning off) uploads out of the cached buffers,
+    the same ones batch after batch, and the refilled buffers give the same values as a fresh stack."""
+    batches = [_random_frames(bits, seed) for bits, seed in ((10, 1), (10, 2), (16, 3))]
+    want = [model_input(b) for b in batches]
+    buffers = StagingBuffers(pin=False)
+    monkeypatch.setattr(model_io, "uses_pinned_staging", lambda device: True)
+    monkeypatch.setattr(model_io, "staging_buffers", lambda: buffers)
+    crossed = _spy_uploads(monkeypatch, {(2, 6, 10), (2, 3, 5)})
+    got = [model_input(b) for b in batches]
+    assert all(torch.equal(g, w) for g, w in zip(got, want))
+    assert len(buffers) == 3  # Y, Cb, Cr: one buffer each, reused by the three batches
+    ptrs = [buffers.get(i, s, torch.int16).data_ptr() for i, s in enumerate(((2, 6, 10), (2, 3, 5), (2, 3, 5)))]
+    assert [p for _, p, _ in crossed] == ptrs * 3
+    assert {d for d, _, _ in crossed} == {torch.int16} and all(nb for _, _, nb in crossed)
+
+
+def test_staging_buffer_cache() -> None:
+    """Keyed by (slot, shape, dtype), least recently used dropped, a pending upload waited for before reuse."""
+    sb = StagingBuffers(pin=False, max_buffers=2)
+    a = sb.get(0, (2, 4), torch.uint8)
+    assert sb.get(0, (2, 4), torch.uint8) is a and not a.is_pinned()
+    b = sb.get(1, (2, 4), torch.uint8)
+    c = sb.get(0, (2, 4), torch.int16)
+    assert b is not a and c is not a and sb.get(0, (3, 4), torch.uint8) is not a
+    assert len(sb) == 2  # a and b were dropped, least recently used first
+    assert sb.get(0, (2, 4), torch.int16) is c and sb.get(0, (2, 4), torch.uint8) is not a
+
+    class Event:
+        waits = 0
+
+        def synchronize(self) -> None:
+            Event.waits += 1
+
+    sb.uploaded(0, (2, 4), torch.uint8, Event())
+    sb.uploaded(5, (9, 9), torch.uint8, Event())  # no such buffer: ignored
+    sb.get(0, (2, 4), torch.uint8)
+    assert Event.waits == 1
+    sb.get(0, (2, 4), torch.uint8)
+    assert Event.waits == 1  # waited once; the buffer is free since
+
+
+def test_staging_buffers_are_per_thread_and_pinned_only_for_cuda() -> None:
+    mine = staging_buffers()
+    assert mine is staging_buffers() and mine.pin
+    other: list[StagingBuffers] = []
+    t = threading.Thread(target=lambda: other.append(staging_buffers()))
+    t.start()
+    t.join()
+    assert other[0] is not mine
+    assert not model_io.uses_pinned_staging(torch.device("cpu"))
+    assert model_io.uses_pinned_staging(torch.device("cuda")) == torch.cuda.is_available()

@@ -17,7 +17,9 @@ applied last.
 
 Memory: decoded frames stay compact uint8 / uint16 planes
 (:class:`~sdr2hdr.video.frames.PlanarFrame`) until :func:`model_input`
-builds the float batch; only the integer planes cross to the device.
+builds the float batch; only the integer planes cross to the device (uint8,
+or uint16 as int16, from pinned staging buffers for CUDA, without waiting
+for the copy), where they are widened to float.
 
 Model output
 ------------
@@ -29,6 +31,8 @@ HDR10 frame back into that convention, for checking written files.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import av
@@ -39,20 +43,103 @@ from sdr2hdr import color
 from sdr2hdr.color.chroma import upsample_chroma
 from sdr2hdr.video.frames import HDR10_PIX_FMT, PlanarFrame, plane_array
 
-__all__ = ["frame_to_hdr10_ycbcr", "model_input", "stacked_plane"]
+__all__ = ["StagingBuffers", "frame_to_hdr10_ycbcr", "model_input", "stacked_plane", "staging_buffers", "uses_pinned_staging"]
+
+
+class StagingBuffers:
+    """Host buffers the integer planes are stacked into before an upload, reused by (plane slot, shape, dtype).
+
+    Page-locked (``pin``) for CUDA: only from pinned memory is ``.to(device,
+    non_blocking=True)`` an asynchronous DMA (from pageable memory the copy
+    is staged through a driver buffer and the host waits). Pinning is slow,
+    so a buffer is kept for the next batch of the same shape; before it is
+    refilled, :meth:`get` waits for the upload last made out of it (the event
+    :meth:`uploaded` recorded). At most ``max_buffers`` are kept, least
+    recently used dropped first (torch's pinned allocator keeps a dropped
+    block until the copies reading it are done).
+    """
+
+    def __init__(self, *, pin: bool = True, max_buffers: int = 6) -> None:
+        self.pin = pin
+        self.max_buffers = max_buffers
+        self._buffers: OrderedDict[tuple[object, ...], tuple[torch.Tensor, object | None]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buffers)
+
+    def get(self, slot: int, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """The buffer for ``slot`` (e.g. the plane index) of this shape and dtype, free to be overwritten."""
+        key = (slot, tuple(shape), dtype)
+        entry = self._buffers.pop(key, None)
+        if entry is None:
+            buf = torch.empty(shape, dtype=dtype, pin_memory=self.pin)
+        else:
+            buf, pending = entry
+            if pending is not None:
+                pending.synchronize()  # type: ignore[attr-defined]  # the last upload out of it has finished
+        self._buffers[key] = (buf, None)
+        while len(self._buffers) > self.max_buffers:
+            self._buffers.popitem(last=False)
+        return buf
+
+    def uploaded(self, slot: int, shape: tuple[int, ...], dtype: torch.dtype, event: object | None) -> None:
+        """Note the event after which the upload just made out of :meth:`get`'s buffer is complete."""
+        key = (slot, tuple(shape), dtype)
+        if key in self._buffers:
+            self._buffers[key] = (self._buffers[key][0], event)
+
+
+_local = threading.local()
+
+
+def staging_buffers() -> StagingBuffers:
+    """This thread's pinned :class:`StagingBuffers` (one per thread: a buffer is never filled by two at once)."""
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = StagingBuffers()
+    return buffers
+
+
+def uses_pinned_staging(device: torch.device) -> bool:
+    """Whether uploads to ``device`` go through pinned staging buffers (CUDA only)."""
+    return device.type == "cuda" and torch.cuda.is_available()
+
+
+def _upload_event(device: torch.device) -> object | None:
+    """A CUDA event recorded after the copies queued so far on ``device``'s current stream (None off CUDA)."""
+    if device.type != "cuda":
+        return None
+    event = torch.cuda.Event()
+    event.record(torch.cuda.current_stream(device))
+    return event
 
 
 def stacked_plane(frames: Sequence[PlanarFrame], i: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """Plane ``i`` of every frame as one ``B x h x w`` tensor of ``dtype`` on ``device``, code / (2**bits - 1).
 
-    The planes are stacked as the integers they are (1 or 2 bytes a sample) and
-    only that compact batch crosses to the device; the float copy is made there.
+    The planes cross to the device as the integers they are, 1 or 2 bytes a
+    sample (uint8, or uint16 as its int16 bit pattern: not every backend has
+    uint16 ops), from a pinned staging buffer for CUDA (:class:`StagingBuffers`,
+    ``non_blocking``); they are widened and scaled on the device.
     """
     bits = frames[0].fmt.bits
-    a = np.stack([f.planes[i] for f in frames])
-    if a.dtype == np.uint16:  # not every op supports uint16: codes of up to 15 bits fit int16, 16-bit go to int32
-        a = a.view(np.int16) if bits <= 15 else a.astype(np.int32)
-    return torch.from_numpy(a).to(device, non_blocking=True).to(dtype).div_(float(2**bits - 1))
+    first = frames[0].planes[i]
+    wide = first.dtype == np.uint16
+    host_dtype = torch.int16 if wide else torch.uint8
+    shape = (len(frames), *first.shape)
+    pin = uses_pinned_staging(device)
+    if pin:
+        host = staging_buffers().get(i, shape, host_dtype)
+        np.stack([f.planes[i] for f in frames], out=host.numpy().view(first.dtype))
+    else:
+        a = np.stack([f.planes[i] for f in frames])
+        host = torch.from_numpy(a.view(np.int16) if wide else a)
+    x = host.to(device, non_blocking=True)
+    if pin:
+        staging_buffers().uploaded(i, shape, host_dtype, _upload_event(device))
+    if wide and bits > 15:  # 16-bit codes do not fit int16: widened on the device, the bit pattern kept
+        x = x.to(torch.int32).bitwise_and_(0xFFFF)
+    return x.to(dtype).div_(float(2**bits - 1))
 
 
 def model_input(
