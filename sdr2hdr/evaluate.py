@@ -23,12 +23,13 @@ import numpy as np
 import torch
 
 from sdr2hdr import color
+from sdr2hdr.color import tags
 from sdr2hdr.errors import InputError, Sdr2HdrError, one_line
 from sdr2hdr.metrics import METRICS, PPD_4K_30IN_1P5M, hdrvdp
 
 #: Metric names accepted by ``--metrics``; hdrvdp is opt-in (slow).
-ALL_METRICS = ("psnr", "ssim", "msssim", "mpsnr", "hdrvdp")
-DEFAULT_METRICS = ("psnr", "ssim", "msssim", "mpsnr")
+ALL_METRICS = (*METRICS, "hdrvdp")  # the Y'CbCr metrics of sdr2hdr.metrics, then HDR-VDP on display light
+DEFAULT_METRICS = tuple(METRICS)  # HDR-VDP is slow: asked for by name
 
 #: Default viewing condition: a 30-inch 3840x2160 display seen from 1.5 m (about 152.15 ppd).
 DEFAULT_PPD = PPD_4K_30IN_1P5M
@@ -258,7 +259,7 @@ def iter_hdr10_video(path: Path, select: FrameSelection | None = None) -> Iterat
     from sdr2hdr.video.reader import FrameReader
 
     info = probe(path, deinterlace="off", allow_hdr=True)
-    if info.transfer != "smpte2084":
+    if info.transfer != tags.PQ_NAME:
         raise InputError(f"{path} is not HDR10 video (transfer {info.transfer}, not SMPTE ST 2084 / PQ)")
     reader = FrameReader(info, allow_truncated=True, select=select or FrameSelection(), yuv420_bits=10)
     for frame in reader:

@@ -86,6 +86,8 @@ RANGE_NAMES: dict[int, str] = {0: "unknown", 1: "tv", 2: "pc"}
 HDR_TRANSFERS: frozenset[int] = frozenset({TRC_SMPTE2084, TRC_ARIB_STD_B67})
 #: Their FFmpeg names.
 HDR_TRANSFER_NAMES: frozenset[str] = frozenset(TRC_NAMES[t] for t in HDR_TRANSFERS)
+PQ_NAME = TRC_NAMES[TRC_SMPTE2084]  # "smpte2084"
+HLG_NAME = TRC_NAMES[TRC_ARIB_STD_B67]  # "arib-std-b67"
 
 
 def is_hdr_transfer(trc: int | str | None) -> bool:

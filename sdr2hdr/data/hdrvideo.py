@@ -46,8 +46,8 @@ __all__ = ["HLG", "PQ", "VIDEO_SUFFIXES", "Spread", "VideoFrames", "decode_frame
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".m4v", ".ts", ".m2ts", ".mts", ".hevc", ".h265", ".265", ".ivf", ".y4m", ".avi")
 
 #: The HDR transfers' FFmpeg names (``VideoInfo.transfer``).
-PQ = tags.TRC_NAMES[tags.TRC_SMPTE2084]  # "smpte2084"
-HLG = tags.TRC_NAMES[tags.TRC_ARIB_STD_B67]  # "arib-std-b67"
+PQ = tags.PQ_NAME  # the transfer names training compares with (FFmpeg's)
+HLG = tags.HLG_NAME
 
 # Tagged primaries (FFmpeg names) -> the primaries of sdr2hdr.color the light is converted from;
 # SD primaries are taken as BT.709 (as players do, see sdr2hdr.video.frames), others are not converted.
