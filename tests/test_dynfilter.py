@@ -31,7 +31,7 @@ def test_select_impl_defaults_and_overrides(monkeypatch):
     assert dynfilter.select_impl(torch.device("meta")) == "taploop"
     assert dynfilter.select_impl(CPU, "taploop") == "taploop"
     monkeypatch.setenv(dynfilter.IMPL_ENV, "taploop")
-    monkeypatch.setattr(dynfilter, "_fused_unavailable", lambda device_type: None)
+    monkeypatch.setattr(dynfilter, "fused_unavailable", lambda device_type: None)
     assert dynfilter.select_impl(torch.device("cuda")) == "taploop"  # the variable wins over auto
     assert dynfilter.select_impl(CPU, "fused") == "fused"  # and the argument over the variable
     monkeypatch.setenv(dynfilter.IMPL_ENV, " Fused ")
@@ -45,9 +45,9 @@ def test_select_impl_defaults_and_overrides(monkeypatch):
 
 
 def test_select_impl_without_a_compiler(monkeypatch):
-    dynfilter._warn_once.cache_clear()
+    dynfilter.warn_once.cache_clear()
     monkeypatch.delenv(dynfilter.IMPL_ENV, raising=False)
-    monkeypatch.setattr(dynfilter, "_fused_unavailable", lambda device_type: "Triton is not installed")
+    monkeypatch.setattr(dynfilter, "fused_unavailable", lambda device_type: "Triton is not installed")
     with pytest.warns(RuntimeWarning, match="tap loop on cuda .Triton is not installed"):
         assert dynfilter.select_impl(torch.device("cuda")) == "taploop"
     with pytest.raises(RuntimeError, match="cannot run on cpu: Triton is not installed"):
@@ -55,7 +55,7 @@ def test_select_impl_without_a_compiler(monkeypatch):
 
 
 def test_unknown_env_value_is_warned_and_read_as_auto(monkeypatch):
-    dynfilter._warn_once.cache_clear()
+    dynfilter.warn_once.cache_clear()
     monkeypatch.setenv(dynfilter.IMPL_ENV, "fast")
     with pytest.warns(RuntimeWarning, match="SDR2HDR_DYNFILTER='fast'"):
         assert dynfilter.select_impl(CPU) == "taploop"

@@ -14,7 +14,7 @@ from scipy import ndimage
 from tests.helpers import SHARED
 
 from sdr2hdr.metrics import PPD_4K_30IN_1P5M, HDRVDPResult, hdrvdp
-from sdr2hdr.metrics import _sp3
+from sdr2hdr.metrics import sp3_filters
 from sdr2hdr.metrics.hdrvdp import front_end, transducer_tables
 from sdr2hdr.metrics.hdrvdp_pyramid import Correlator, pyramid_height, steerable_pyramid
 from sdr2hdr.metrics.resize import imresize, resize_matrix
@@ -104,27 +104,27 @@ def test_real_image_desk_exr():  # pragma: no cover - documented, not runnable h
 
 # --- building blocks ----------------------------------------------------------------------
 def test_sp3_filter_sums_and_symmetries():
-    assert _sp3.LO0.sum() == pytest.approx(1.0000000149, abs=5e-10)
-    assert _sp3.LOF.sum() == pytest.approx(1.9999997622, abs=5e-10)
-    assert _sp3.HI0.sum() == pytest.approx(1.36e-7, abs=1e-9)
-    for k in (_sp3.LO0, _sp3.HI0, _sp3.LOF):
+    assert sp3_filters.LO0.sum() == pytest.approx(1.0000000149, abs=5e-10)
+    assert sp3_filters.LOF.sum() == pytest.approx(1.9999997622, abs=5e-10)
+    assert sp3_filters.HI0.sum() == pytest.approx(1.36e-7, abs=1e-9)
+    for k in (sp3_filters.LO0, sp3_filters.HI0, sp3_filters.LOF):
         np.testing.assert_array_equal(k, k.T)
         np.testing.assert_array_equal(k, k[::-1])
-    b0, b1 = _sp3.B0, _sp3.B1
+    b0, b1 = sp3_filters.B0, sp3_filters.B1
     np.testing.assert_array_equal(b0[::-1], b0)
     np.testing.assert_array_equal(b0[:, ::-1], -b0)
     np.testing.assert_array_equal(b1.T, -b1)
     np.testing.assert_array_equal(b1[::-1, ::-1].T, b1)  # B1[n-j][n-i] = B1[i][j]
-    np.testing.assert_array_equal(_sp3.B2, np.rot90(b0))
-    np.testing.assert_array_equal(_sp3.B3, b1[:, ::-1])
-    for b in _sp3.BANDS:
+    np.testing.assert_array_equal(sp3_filters.B2, np.rot90(b0))
+    np.testing.assert_array_equal(sp3_filters.B3, b1[:, ::-1])
+    for b in sp3_filters.BANDS:
         assert abs(b.sum()) < 1e-15
 
 
 @pytest.mark.parametrize("shape", [(17, 17), (40, 53)])
 def test_fft_correlation_matches_scipy_mirror(shape):
     x = np.random.default_rng(0).standard_normal(shape)
-    kernels = (_sp3.HI0, _sp3.LO0, *_sp3.BANDS, _sp3.LOF)
+    kernels = (sp3_filters.HI0, sp3_filters.LO0, *sp3_filters.BANDS, sp3_filters.LOF)
     out = Correlator(kernels, torch.device("cpu"))(torch.from_numpy(x)).numpy()
     for got, k in zip(out, kernels):
         np.testing.assert_allclose(got, ndimage.correlate(x, k, mode="mirror"), atol=1e-13)

@@ -15,7 +15,7 @@ from sdr2hdr.inference.tiling import (
     MIN_TILE,
     OutOfMemory,
     TiledModel,
-    _ramp,
+    blend_ramp,
     default_tile_pad,
     plan_axis,
     tiled_forward,
@@ -51,7 +51,7 @@ def test_plan_covers_and_weights_sum_to_one(length: int, tile: int, pad: int, bl
     total = torch.zeros(length * scale, dtype=torch.float64)
     for s in spans:
         assert 0 <= s.i0 <= s.k0 < s.k1 <= s.i1 <= length
-        w = _ramp(s, scale, torch.device("cpu"), torch.float64)
+        w = blend_ramp(s, scale, torch.device("cpu"), torch.float64)
         total[s.k0 * scale : s.k1 * scale] += 1.0 if w is None else w
     torch.testing.assert_close(total, torch.ones_like(total))
     assert spans[0].k0 == 0 and spans[-1].k1 == length
@@ -179,12 +179,12 @@ def test_other_runtime_errors_are_not_retried() -> None:
 def test_blend_ramps_are_built_once_per_geometry() -> None:
     from sdr2hdr.inference import tiling
 
-    tiling._ramp.cache_clear()
+    tiling.blend_ramp.cache_clear()
     net = ConvNet(depth=2).eval()
     x = torch.rand(1, 3, 40, 72)
     for _ in range(3):
         tiled_forward(net, x, scale=2, tile=16, pad=8)
-    info = tiling._ramp.cache_info()
+    info = tiling.blend_ramp.cache_info()
     assert info.misses <= 8 and info.hits >= 2 * info.misses  # frames 2 and 3 reuse every ramp
 
 

@@ -127,9 +127,9 @@ def make_audio_only(path: Path, seconds: float = 0.5) -> Path:
     out = av.open(str(path), "w")
     s = out.add_stream("aac", rate=48000)
     s.codec_context.layout = "stereo"
-    from sdr2hdr.video.sample import _encode_tone
+    from sdr2hdr.video.sample import encode_tone
 
-    _encode_tone(out, s, seconds)
+    encode_tone(out, s, seconds)
     out.close()
     return path
 

@@ -119,7 +119,7 @@ def plan_axis(length: int, tile: int, pad: int, blend: int) -> list[Span]:
 
 
 @functools.lru_cache(maxsize=256)
-def _ramp(span: Span, scale: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor | None:
+def blend_ramp(span: Span, scale: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor | None:
     """The blending weights of one span, built once per tile geometry directly on ``device``.
 
     Cached: rebuilding them per tile on the host and copying them over would make every tile
@@ -156,9 +156,9 @@ def tiled_forward(
         return model(x).to(out_dtype)
     out: torch.Tensor | None = None
     for ry in rows:
-        wy = _ramp(ry, scale, x.device, out_dtype)
+        wy = blend_ramp(ry, scale, x.device, out_dtype)
         for rx in cols:
-            wx = _ramp(rx, scale, x.device, out_dtype)
+            wx = blend_ramp(rx, scale, x.device, out_dtype)
             y = model(x[:, :, ry.i0 : ry.i1, rx.i0 : rx.i1]).to(out_dtype)
             if out is None:
                 out = torch.zeros((b, y.shape[1], h * scale, w * scale), dtype=out_dtype, device=x.device)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import _sp3
+from . import sp3_filters
 
 _PAD = 8  # largest steerable-pyramid kernel radius (lof is 17x17)
 
@@ -73,8 +73,8 @@ def steerable_pyramid(p: torch.Tensor, cache: dict) -> list[torch.Tensor]:
     """§3.7: bands fine to coarse, each ``count x h x w`` (count 1 for high-pass and base)."""
     device = p.device
     if "sp_top" not in cache:
-        cache["sp_top"] = Correlator((_sp3.HI0, _sp3.LO0), device)
-        cache["sp_level"] = Correlator((*_sp3.BANDS, _sp3.LOF), device)
+        cache["sp_top"] = Correlator((sp3_filters.HI0, sp3_filters.LO0), device)
+        cache["sp_level"] = Correlator((*sp3_filters.BANDS, sp3_filters.LOF), device)
     hi, lo = cache["sp_top"](p)
     bands = [hi[None]]
     for _ in range(pyramid_height(*p.shape)):

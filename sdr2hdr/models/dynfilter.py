@@ -57,13 +57,14 @@ CPU_DEFAULT = "taploop"
 
 
 @functools.cache
-def _fused_unavailable(device_type: str) -> str | None:
+def fused_unavailable(device_type: str) -> str | None:
     """:func:`dynfilter_fused.unavailable_reason`, checked once per device type."""
     return dynfilter_fused.unavailable_reason(torch.device(device_type))
 
 
 @functools.cache
-def _warn_once(message: str) -> None:
+def warn_once(message: str) -> None:
+    """Warn about ``message`` once per process (cached: the same choice is made for every forward)."""
     warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
@@ -78,7 +79,7 @@ def select_impl(device: torch.device, impl: str | None = None) -> str:
     if impl is None:
         impl = os.environ.get(IMPL_ENV, "").strip().lower() or "auto"
         if impl not in IMPLS:
-            _warn_once(f"{IMPL_ENV}={impl!r} is not one of {', '.join(IMPLS)}; using auto")
+            warn_once(f"{IMPL_ENV}={impl!r} is not one of {', '.join(IMPLS)}; using auto")
             impl = "auto"
     elif impl not in IMPLS:
         raise ValueError(f"dynamic filter implementation {impl!r} is not one of {', '.join(IMPLS)}")
@@ -86,12 +87,12 @@ def select_impl(device: torch.device, impl: str | None = None) -> str:
         return impl
     if impl == "auto" and device.type != "cuda":
         return CPU_DEFAULT if device.type == "cpu" else "taploop"
-    reason = _fused_unavailable(device.type)
+    reason = fused_unavailable(device.type)
     if reason is None:
         return "fused"
     if impl == "fused":
         raise RuntimeError(f"the fused dynamic filters cannot run on {device.type}: {reason}")
-    _warn_once(f"dynamic filters: using the tap loop on {device.type} ({reason})")
+    warn_once(f"dynamic filters: using the tap loop on {device.type} ({reason})")
     return "taploop"
 
 

@@ -158,13 +158,14 @@ def encode_sdr(
         for pkt in vs.encode(None):
             out.mux(pkt)
         if audio_seconds:
-            _encode_tone(out, out.streams.audio[0], audio_seconds)
+            encode_tone(out, out.streams.audio[0], audio_seconds)
     finally:
         out.close()
     return n
 
 
-def _encode_tone(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, seconds: float) -> None:
+def encode_tone(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, seconds: float) -> None:
+    """A 440 Hz stereo sine of ``seconds`` into the AAC ``stream`` of ``out`` (the sample clip's and the tests' audio)."""
     sr = 48000
     cc = stream.codec_context
     fs = cc.frame_size or 1024
