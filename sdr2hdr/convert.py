@@ -50,7 +50,7 @@ from sdr2hdr import memory, outfile
 from sdr2hdr.convert_options import CLL_MODES, ConvertOptions, EncodeOptions, MasteringOptions
 from sdr2hdr.errors import InputError, OutputError, Sdr2HdrError
 from sdr2hdr.inference.device import resolve_device
-from sdr2hdr.inference.prepare import prepare_model
+from sdr2hdr.inference.prepare import PreparedModel, prepare_model
 from sdr2hdr.inference.tiling import TiledModel
 from sdr2hdr.passes import PassResult, run_pass
 from sdr2hdr.summary import ConvertSummary, Progress
@@ -134,6 +134,24 @@ class _Written:
     signalled: tuple[int, int]
     passes: int
     warnings: list[str]
+    segments: tuple[int, int, int, int] = (1, 0, 1, 1)  # total, reused, converted, workers
+
+
+def _segmented(in_path: Path, out_path: Path, info: VideoInfo, o: ConvertOptions, enc: Encoding, prep: PreparedModel,
+               batch: int, progress: Callable[[Progress], None] | None) -> _Written | None:
+    """Convert in segments with a work folder (:mod:`sdr2hdr.segments`); None when it is one segment."""
+    g = o.segments
+    if not (g.resume or g.workers != 1 or g.ray is not None):
+        return None
+    from sdr2hdr.segments.executors import make_executor
+    from sdr2hdr.segments.run import Conversion, convert_segments, plan_for
+
+    plan = plan_for(in_path, info, o)
+    if len(plan) < 2:
+        return None
+    c = Conversion(in_path, out_path, info, o, enc, prep, batch, plan, progress)
+    r = convert_segments(c, lambda: make_executor(c))
+    return _Written(r.result, r.signalled, r.passes, r.warnings, (r.total, r.reused, r.converted, r.workers))
 
 
 def _encode_file(info: VideoInfo, runner: TiledModel, out_path: Path, enc: Encoding, *, batch: int,
@@ -216,8 +234,8 @@ def convert(
         warnings += [missing] if missing else []
     nbatch = t.batch_for(dev.type)
     try:
-        w = _encode_file(info, runner, out_path, enc, batch=nbatch, progress=progress,
-                         allow_truncated=o.allow_truncated)
+        w = _segmented(in_path, out_path, info, o, enc, prep, nbatch, progress) or _encode_file(
+            info, runner, out_path, enc, batch=nbatch, progress=progress, allow_truncated=o.allow_truncated)
     except OSError as exc:  # PyAV's av.error.OSError too; reported after the partial file is gone
         if outfile.is_disk_full(exc):
             raise outfile.disk_full_error(out_path) from None
@@ -233,5 +251,6 @@ def convert(
         max_fall=res.max_fall, input_description=info.describe(), passes=w.passes, model_seconds=runner.seconds,
         oom_retries=runner.oom_retries, copied_streams=list(res.copied), dropped_streams=list(res.dropped),
         warnings=warnings + w.warnings, video_seconds=res.video_seconds, peak_nits=enc.peak_nits,
-        container_hdr10=enc.container_colour,
+        container_hdr10=enc.container_colour, segments_total=w.segments[0], segments_reused=w.segments[1],
+        segments_converted=w.segments[2], workers=w.segments[3],
     )

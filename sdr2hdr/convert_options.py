@@ -2,7 +2,8 @@
 
 :class:`ConvertOptions` nests :class:`TilingOptions` (how the model is run),
 :class:`EncodeOptions` (x265 and what else the file carries) and
-:class:`MasteringOptions` (the HDR10 metadata). The CLI reads its defaults
+:class:`MasteringOptions` (the HDR10 metadata) and :class:`SegmentOptions` (segments, resume,
+workers). The CLI reads its defaults
 from these classes (``ConvertOptions()``), :func:`sdr2hdr.convert.convert`
 takes one instance, and :meth:`ConvertOptions.build` makes one from flat
 keywords (``crf=18, tile=256``) for Python callers.
@@ -77,6 +78,30 @@ class MasteringOptions:
 
 
 @dataclass(frozen=True)
+class SegmentOptions:
+    """How a long conversion is cut into independent segments, resumed and spread over workers
+    (:mod:`sdr2hdr.segments`).
+
+    ``segment_seconds``: target segment length in seconds of video (cut at the next keyframe);
+    a shorter input is one segment and converts directly, without a work folder. ``resume``: keep
+    finished segments in the work folder ``.NAME.sdr2hdr/`` beside the output and reuse them when the
+    same command runs again (False: no work folder unless workers need one, deleted at the end).
+    ``restart``: discard a work folder made with another input, model or options. ``keep_work``:
+    keep the work folder after success. ``workers``: local worker processes, 0 = one per visible
+    CUDA device (1 without CUDA). ``threads``: torch threads per worker, 0 = torch's default.
+    ``ray``: None = no Ray; "" = start a local Ray cluster; else the address of an existing one.
+    """
+
+    segment_seconds: float = 30.0
+    resume: bool = True
+    restart: bool = False
+    keep_work: bool = False
+    workers: int = 1
+    threads: int = 0
+    ray: str | None = None
+
+
+@dataclass(frozen=True)
 class ConvertOptions:
     """Everything that decides a conversion besides the input and output paths.
 
@@ -95,6 +120,7 @@ class ConvertOptions:
     tiling: TilingOptions = field(default_factory=TilingOptions)
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     mastering: MasteringOptions = field(default_factory=MasteringOptions)
+    segments: SegmentOptions = field(default_factory=SegmentOptions)
     overwrite: bool = False
     allow_truncated: bool = False
     deinterlace: str = "auto"
@@ -107,7 +133,7 @@ class ConvertOptions:
 
     def with_(self, **flat: Any) -> ConvertOptions:
         """A copy with flat keywords changed (see :meth:`build`); an unknown keyword is a ``TypeError``."""
-        groups: dict[str, dict[str, Any]] = {"tiling": {}, "encode": {}, "mastering": {}}
+        groups: dict[str, dict[str, Any]] = {"tiling": {}, "encode": {}, "mastering": {}, "segments": {}}
         top: dict[str, Any] = {}
         if isinstance(flat.get("mastering"), str):
             groups["mastering"]["primaries"] = flat.pop("mastering")
@@ -126,8 +152,10 @@ class ConvertOptions:
 
     def validate(self) -> None:
         """Refuse values no conversion can use, with one line each (before any file is read)."""
-        t, e, m = self.tiling, self.encode, self.mastering
+        t, e, m, g = self.tiling, self.encode, self.mastering, self.segments
         checks = [
+            (g.segment_seconds > 0, f"segment seconds must be > 0, got {g.segment_seconds}"),
+            (g.workers >= 0 and g.threads >= 0, "workers and threads must be >= 0"),
             (self.scale in (None, 2, 4), f"scale must be 2 or 4, got {self.scale}"),
             (m.cll in CLL_MODES, f"cll must be one of {', '.join(CLL_MODES)}, got {m.cll!r}"),
             (t.tile >= 0 and (t.tile_pad is None or t.tile_pad >= 0), "tile and tile pad must be >= 0"),
@@ -144,5 +172,6 @@ class ConvertOptions:
 
 
 _GROUP_OF = {f.name: group for group, cls in (("tiling", TilingOptions), ("encode", EncodeOptions),
-                                              ("mastering", MasteringOptions)) for f in fields(cls)}
+                                              ("mastering", MasteringOptions), ("segments", SegmentOptions))
+             for f in fields(cls)}
 _TOP = {f.name for f in fields(ConvertOptions)}

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sdr2hdr import memory
@@ -105,7 +105,7 @@ def _gather(q_in: memory.ByteBoundedQueue, carry: fr.PlanarFrame | None, batch: 
     return group, None, False
 
 
-def _decode(reader: FrameReader, q_in: memory.ByteBoundedQueue, stop: threading.Event) -> None:
+def _decode(reader: Iterable[fr.PlanarFrame], q_in: memory.ByteBoundedQueue, stop: threading.Event) -> None:
     """Decode thread: every frame into ``q_in``, then ``_END`` (or the failure)."""
     try:
         for pf in reader:
@@ -163,13 +163,18 @@ def run_pass(
     phase: str,
     progress: Callable[[Progress], None] | None,
     allow_truncated: bool,
+    frames: Iterable[fr.PlanarFrame] | None = None,
+    total: int | None = None,
 ) -> PassResult:
     """Decode, run and (with ``open_writer``) encode every frame of ``info``; light levels are always measured.
 
-    ``open_writer`` is called in the encode thread, which then owns the writer (module doc).
+    ``open_writer`` is called in the encode thread, which then owns the writer (module doc). ``frames``: another
+    source of ``info``'s frames (one segment, :mod:`sdr2hdr.segments.source`; its ``warnings`` are reported),
+    with ``total`` frames expected (default: the container's estimate).
     """
     result = PassResult()
-    reader = FrameReader(info, allow_truncated=allow_truncated)
+    reader = frames if frames is not None else FrameReader(info, allow_truncated=allow_truncated)
+    expected = info.frames_estimate if total is None else total
     stop = threading.Event()
     in_bytes, out_bytes = queue_limits(info, runner.scale, batch)
     q_in = memory.ByteBoundedQueue(in_bytes)
@@ -180,7 +185,7 @@ def run_pass(
 
     def report() -> None:
         if progress is not None:
-            progress(Progress(phase, result.frames, encoded[0] if open_writer else result.frames, info.frames_estimate,
+            progress(Progress(phase, result.frames, encoded[0] if open_writer else result.frames, expected,
                               time.perf_counter() - t0))
 
     def check_encoder() -> None:
@@ -220,7 +225,7 @@ def run_pass(
                 enc_thread.join(timeout=0.25)
                 report()
             check_encoder()
-        result.warnings = list(reader.warnings)
+        result.warnings = list(getattr(reader, "warnings", []))
         report()
         return result
     finally:

@@ -21,6 +21,8 @@ class Progress:
     encoded: int  # frames handed to the encoder in this phase
     total: int | None  # expected frames (from the container), None if unknown
     elapsed: float  # seconds since this phase started
+    segments_done: int = 0  # segmented conversions (sdr2hdr.segments): segments finished, reused ones included
+    segments_total: int = 0  # 0: not segmented
 
     @property
     def fps(self) -> float:
@@ -61,6 +63,10 @@ class ConvertSummary:
     video_seconds: float = 0.0  # presentation time of the frames written
     peak_nits: float = 1000.0  # mastering display peak signalled (the model's recorded peak unless --peak-nits)
     container_hdr10: bool = False  # mastering display and light levels also in the container (Matroska Colour)
+    segments_total: int = 1  # segments of the plan (sdr2hdr.segments); 1 = converted in one pass
+    segments_reused: int = 0  # finished in an earlier run, verified and reused
+    segments_converted: int = 1  # converted by this run
+    workers: int = 1  # processes or Ray tasks that converted segments at once
 
     @property
     def fps(self) -> float:
@@ -96,6 +102,8 @@ class ConvertSummary:
                 "signalled": {"max_cll": self.signalled_cll[0], "max_fall": self.signalled_cll[1]},
             },
             "size_bytes": self.size_bytes,
+            "segments": {"total": self.segments_total, "reused": self.segments_reused,
+                         "converted": self.segments_converted, "workers": self.workers},
             "copied_streams": list(self.copied_streams),
             "dropped_streams": list(self.dropped_streams),
             "warnings": list(self.warnings),

@@ -15,7 +15,7 @@ import click
 
 from sdr2hdr.convert_options import (
     CLL_MODES, DEINTERLACE_MODES, MASTERING_DISPLAYS, PRECISIONS, X265_PRESETS, ConvertOptions, EncodeOptions,
-    MasteringOptions, TilingOptions,
+    MasteringOptions, SegmentOptions, TilingOptions,
 )
 
 D = ConvertOptions()  # the defaults, in one place
@@ -63,6 +63,19 @@ D = ConvertOptions()  # the defaults, in one place
 @click.option("--deinterlace", type=click.Choice(DEINTERLACE_MODES), default=D.deinterlace, show_default=True,
               help="Deinterlace with bwdif (one frame per input frame, timestamps kept); auto: when the stream's "
                    "field order or its frames say interlaced.")
+@click.option("--segment-seconds", type=click.FloatRange(min=0, min_open=True), default=D.segments.segment_seconds,
+              show_default=True, help="Cut the input at keyframes into segments of about this many seconds; each is "
+                                      "converted on its own and kept in a work folder until the output is complete.")
+@click.option("--no-resume", is_flag=True, help="No work folder: convert in one pass (a crash loses everything).")
+@click.option("--restart", is_flag=True, help="Discard the segments of an earlier, different conversion into OUTPUT.")
+@click.option("--keep-work", is_flag=True, help="Keep the work folder .OUTPUT.sdr2hdr/ after success.")
+@click.option("--workers", type=click.IntRange(min=0), default=D.segments.workers, show_default=True,
+              help="Local worker processes converting segments at once; 0 = one per visible CUDA device.")
+@click.option("--threads", type=click.IntRange(min=0), default=D.segments.threads, show_default=True,
+              help="torch threads per worker; 0 = torch's default.")
+@click.option("--ray", "ray", metavar="[ADDRESS]", is_flag=False, flag_value="", default=D.segments.ray,
+              help="Run the segments as Ray tasks on the cluster at ADDRESS (without one: a local Ray); input, "
+                   "output folder and work folder must be on storage every node sees.")
 @click.option("--json", "json_out", metavar="FILE|-", default=None,
               help="Also write the summary as JSON to FILE, or to stdout with '-' (then no table is printed).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary (warnings and errors only).")
@@ -70,7 +83,8 @@ def convert_cmd(
     input: Path, output: Path, scale: str | None, gan: bool, model: str | None, device: str, precision: str, fp32: bool,
     tile: int, tile_pad: int | None, batch: int, crf: float, preset: str, x265_extra: str, mastering: str,
     peak_nits: float | None, min_nits: float, cll: str, no_audio: bool, no_subtitles: bool, overwrite: bool,
-    allow_truncated: bool, deinterlace: str, json_out: str | None, quiet: bool,
+    allow_truncated: bool, deinterlace: str, segment_seconds: float, no_resume: bool, restart: bool, keep_work: bool,
+    workers: int, threads: int, ray: str | None, json_out: str | None, quiet: bool,
 ) -> None:
     """Convert SDR video INPUT to an HDR10 (HEVC Main 10, PQ, BT.2020) file OUTPUT (.mkv, .mp4 or .mov).
 
@@ -96,6 +110,7 @@ def convert_cmd(
             encode=EncodeOptions(crf, preset, x265_extra, copy_audio=not no_audio, copy_subtitles=not no_subtitles),
             mastering=MasteringOptions(mastering, peak_nits, min_nits, cll), overwrite=overwrite,
             allow_truncated=allow_truncated, deinterlace=deinterlace,
+            segments=SegmentOptions(segment_seconds, not no_resume, restart, keep_work, workers, threads, ray),
         )
         summary = convert(input, output, options, progress=reporter)
         ok = True
@@ -159,6 +174,9 @@ def _print_summary(s: object) -> None:
     t.add_row("precision", f"{s.precision} ({s.precision_reason})" if s.precision_reason else s.precision)
     passes = f", {s.passes} passes" if s.passes > 1 else ""
     t.add_row("frames", f"{s.frames} in {s.seconds:.1f} s ({s.fps:.2f} fps{passes})")
+    if s.segments_total > 1:
+        t.add_row("segments", f"{s.segments_total}: {s.segments_reused} reused, {s.segments_converted} converted"
+                  + (f" by {s.workers} workers" if s.workers > 1 else ""))
     t.add_row("size", human_size(s.size_bytes))
     signalled = "signalled as 0,0 (unknown)" if s.signalled_cll == (0, 0) else f"signalled {s.signalled_cll[0]},{s.signalled_cll[1]}"
     where = "HEVC SEI and Matroska Colour element" if s.container_hdr10 else "HEVC SEI"

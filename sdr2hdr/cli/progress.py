@@ -45,6 +45,8 @@ def progress_line(p: Progress, *, final: bool = False) -> str:
     total = max(p.total, p.done) if p.total else None  # the container's count is an estimate
     count = f"{p.encoded}/{total}" if total else f"{p.encoded}"
     line = f"{LABELS.get(p.phase, p.phase)}: {count} frames, {p.fps:.1f} fps"
+    if p.segments_total:
+        line += f", segments {p.segments_done}/{p.segments_total}"
     if final:
         return f"{line}, done in {clock(p.elapsed)}"
     if total and p.fps > 0:

@@ -27,6 +27,10 @@ What is written
 * Audio and subtitle packets are copied unchanged from the input and
   interleaved by time; a stream whose codec the output container cannot
   hold (e.g. SubRip in MP4, mov_text in Matroska) is left out and reported.
+* Packet mode (``template=``, the segment joiner of :mod:`sdr2hdr.segments.join`):
+  the video is already-encoded HEVC packets fed to :meth:`HDR10Writer.write_packet`,
+  muxed with everything above exactly as encoded frames are; ``extras=False``
+  writes a bare segment file (no copies, tags, chapters or start-offset shift).
 """
 
 from __future__ import annotations
@@ -187,8 +191,13 @@ class HDR10Writer:
         copy_audio: bool = True,
         copy_subtitles: bool = True,
         threads: int = 0,
+        template: av.stream.Stream | None = None,
+        extras: bool = True,
     ) -> None:
-        if "libx265" not in av.codecs_available:
+        """``template``: take the video from that stream's already-encoded packets (:meth:`write_packet`,
+        the segment joiner) instead of encoding frames. ``extras=False``: no tags, chapters, cover art or
+        start-offset shift (a segment file, whose packets the joiner shifts)."""
+        if template is None and "libx265" not in av.codecs_available:
             raise OutputError("this FFmpeg build (PyAV) has no libx265 encoder; install a PyAV wheel with libx265")
         self.path = path
         self.info = info
@@ -214,19 +223,21 @@ class HDR10Writer:
             raise OutputError(f"cannot write {path}: {one_line(exc)}") from None
         try:
             rate = info.rate if info.rate and info.rate > 0 else Fraction(25)
-            stream = self.out.add_stream("libx265", rate=rate)
+            stream = self.out.add_stream("libx265", rate=rate) if template is None else \
+                self.out.add_stream_from_template(template, opaque=True)
             cc = stream.codec_context
-            cc.width, cc.height = width, height
-            cc.pix_fmt = fr.HDR10_PIX_FMT
-            cc.time_base = self.tb
-            cc.framerate = rate
+            if template is None:
+                cc.width, cc.height = width, height
+                cc.pix_fmt = fr.HDR10_PIX_FMT
+                cc.time_base = self.tb
+                cc.framerate = rate
             fr.tag_hdr10(cc)
             if info.sample_aspect_ratio:
                 cc.sample_aspect_ratio = info.sample_aspect_ratio
             if threads:
                 cc.thread_count = threads
-            opts = {"crf": f"{crf:g}", "preset": preset, "x265-params": params}
-            cc.options = opts
+            if template is None:
+                cc.options = {"crf": f"{crf:g}", "preset": preset, "x265-params": params}
             stream.time_base = self.tb
             if fmt in ("mp4", "mov"):
                 cc.codec_tag = "hvc1"
@@ -237,7 +248,7 @@ class HDR10Writer:
             self._pending_t: float | None = None
             self._packets = iter(())
             self._setup_copies(copy_audio, copy_subtitles)
-            self._kept = metadata.keep(self.out, fmt, info, stream, self._copy_map)
+            self._kept = metadata.keep(self.out, fmt, info, stream, self._copy_map) if extras else metadata.Kept()
             self.report.copied += self._kept.copied
             self.report.dropped += self._kept.dropped
             self._voff = round(self._kept.offset / self.tb)  # start offset in video ticks
@@ -349,6 +360,28 @@ class HDR10Writer:
         end = pts + max(duration, 0)
         self.end_pts = end if self.end_pts is None else max(self.end_pts, end)
 
+    def write_packet(self, pkt: av.Packet) -> None:
+        """Mux one already-encoded video packet (decode order; timestamps in ``pkt.time_base``, not yet
+        shifted by the start offset), interleaved with the copied streams like an encoded one."""
+        metadata.shift(pkt, self._kept.offset)
+        tb = pkt.time_base or self.tb
+        pkt.stream = self.stream
+        pkt.time_base = tb
+        if pkt.pts is not None:  # before muxing, which takes the packet's contents
+            self.frames_written += 1
+            start = round(Fraction(pkt.pts) * tb / self.tb)
+            end = round(Fraction(pkt.pts + max(pkt.duration or 0, 0)) * tb / self.tb)
+            self.first_pts = start if self.first_pts is None else min(self.first_pts, start)
+            self.end_pts = end if self.end_pts is None else max(self.end_pts, end)
+        self._mux_covers()
+        ts = pkt.dts if pkt.dts is not None else pkt.pts
+        if ts is not None:
+            self._mux_copies_until(float(ts * tb))
+        try:
+            self.out.mux(pkt)
+        except av.error.FFmpegError as exc:
+            raise _failed("writing", self.path, exc) from None
+
     @property
     def duration_seconds(self) -> float:
         """Presentation time covered by the frames written (first frame's start to last frame's end)."""
@@ -374,7 +407,7 @@ class HDR10Writer:
             return
         try:
             try:
-                for pkt in self.stream.encode(None):
+                for pkt in self.stream.encode(None) if self.stream.codec_context.is_encoder else ():
                     self._mux_video(pkt)
                 self._mux_copies_until(None)
             finally:

@@ -1,0 +1,235 @@
+"""Segmented conversions (``sdr2hdr.segments``): the plan, the join, resume, workers.
+
+Real conversions on small clips made here (64x48, a keyframe every 12 frames,
+so ``--segment-seconds 0.5`` cuts 40 frames at 24 fps into 4 segments), the
+analytic ``bt2408-x2`` model, ``--preset ultrafast``, CPU only. Bit-for-bit
+comparisons use ``--x265-params lossless=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests import videos
+from tests.helpers import run_convert
+from sdr2hdr.segments.plan import Scan, make_plan, scan
+from sdr2hdr.segments.workdir import work_path
+from sdr2hdr.video.probe import probe
+
+KEYINT = {"x264-params": "keyint=12:min-keyint=12:scenecut=0"}
+FAST = {"model": "bt2408-x2", "preset": "ultrafast"}
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("segments")
+
+
+@pytest.fixture(scope="module")
+def clip(work: Path) -> Path:
+    """40 frames at 24 fps with audio, a keyframe every 12 frames."""
+    return videos.make_clip(work / "in.mp4", n=40, size=(64, 48), audio=True, options=KEYINT)
+
+
+@pytest.fixture(scope="module")
+def vfr_clip(work: Path) -> Path:
+    """30 frames at irregular times (ms), with audio, keyframes every 12 frames."""
+    pts = [i * 40 + (i % 3) * 7 for i in range(30)]
+    return videos.make_clip(work / "vfr.mkv", n=30, size=(64, 48), pts=pts, time_base=Fraction(1, 1000), audio=True,
+                            options=KEYINT)
+
+
+def frames_info(path: Path) -> list[tuple[float, float]]:
+    """(presentation time, duration) in seconds of every video frame (from its packet), by ffprobe."""
+    fl = videos.ffprobe_json(path, "-select_streams", "v", "-show_frames")["frames"]
+    pk = videos.ffprobe_json(path, "-select_streams", "v", "-show_packets")["packets"]
+    times = sorted((float(q["pts_time"]), float(q["duration_time"])) for q in pk)
+    assert [t for t, _ in times] == [float(f["pts_time"]) for f in fl]
+    return times
+
+
+def side_data(path: Path) -> list[dict]:
+    f = videos.ffprobe_json(path, "-select_streams", "v", "-show_frames", "-read_intervals", "%+#1")["frames"][0]
+    return sorted((sd for sd in f["side_data_list"] if "light" in sd["side_data_type"] or "Mastering" in sd["side_data_type"]),
+                  key=lambda sd: sd["side_data_type"])
+
+
+def stream_summary(path: Path) -> list[tuple[str, str]]:
+    return [(s["codec_type"], s["codec_name"]) for s in videos.ffprobe_json(path, "-show_streams")["streams"]]
+
+
+def duration(path: Path) -> float:
+    return float(videos.ffprobe_json(path, "-show_format")["format"]["duration"])
+
+
+# ------------------------------------------------------------------ the plan
+
+
+def test_plan_cuts_at_keyframes_after_the_segment_length() -> None:
+    found = Scan(pts=list(range(0, 100)), keyframes=[0, 10, 20, 25, 50, 90])
+    segs = make_plan(found, Fraction(1, 10), 2.0)  # 20 ticks
+    assert [(s.first_frame, s.frames, s.start_pts, s.end_pts) for s in segs] == [
+        (0, 20, None, 20), (20, 30, 20, 50), (50, 40, 50, 90), (90, 10, 90, None)]
+    assert len(make_plan(found, Fraction(1, 10), 100.0)) == 1  # a short clip is one segment
+    assert len(make_plan(Scan(list(range(10)), [0, 5], problem="repeated video timestamps"), Fraction(1, 10), 0.1)) == 1
+
+
+def test_scan_finds_the_keyframes(clip: Path) -> None:
+    info = probe(clip)
+    found = scan(clip, info.stream_index)
+    assert len(found.pts) == 40 and found.problem is None
+    assert [found.pts.index(k) for k in found.keyframes] == [0, 12, 24, 36]
+    assert [s.frames for s in make_plan(found, info.time_base, 0.5)] == [12, 12, 12, 4]
+
+
+# ------------------------------------------------------- segmented == one pass
+
+
+def test_segmented_equals_one_pass_bit_for_bit_lossless(work: Path, clip: Path) -> None:
+    """Lossless: the decoded frames of a 4-segment run equal a one-segment run's; MaxCLL/MaxFALL (measured)
+    and the HDR10 metadata are the whole file's; timestamps, duration and audio are kept."""
+    opts = dict(FAST, x265_extra="lossless=1", cll="measure")
+    one = run_convert(clip, work / "one.mkv", segment_seconds=1000, **opts)
+    seg = run_convert(clip, work / "seg.mkv", segment_seconds=0.5, **opts)
+    assert (one.segments_total, seg.segments_total, seg.segments_converted, seg.segments_reused) == (1, 4, 4, 0)
+    y1, c1 = videos.decode_hdr10_planes(work / "one.mkv")
+    y2, c2 = videos.decode_hdr10_planes(work / "seg.mkv")
+    assert y1.shape[0] == 40 and torch.equal(y1, y2) and torch.equal(c1, c2)
+    assert (seg.max_cll, seg.max_fall, seg.signalled_cll) == (one.max_cll, one.max_fall, one.signalled_cll)
+    assert seg.signalled_cll != (0, 0)
+    assert side_data(work / "seg.mkv") == side_data(work / "one.mkv")
+    assert frames_info(work / "seg.mkv") == frames_info(work / "one.mkv")
+    assert stream_summary(work / "seg.mkv") == stream_summary(work / "one.mkv") == [("video", "hevc"), ("audio", "aac")]
+    assert duration(work / "seg.mkv") == duration(work / "one.mkv")
+    assert not work_path(work / "seg.mkv").exists()  # removed on success
+    assert not [p for p in work.iterdir() if ".partial" in p.name]
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_segmented_default_crf_vfr_keeps_timestamps_audio_metadata(work: Path, vfr_clip: Path, ext: str) -> None:
+    """Default CRF, variable frame rate: frame count, every timestamp and duration, the duration, audio and the
+    HDR10 metadata equal the one-pass run's (MP4: B-frame decode timestamps stay increasing across the joins)."""
+    one = run_convert(vfr_clip, work / f"vfr_one.{ext}", segment_seconds=1000, **FAST)
+    seg = run_convert(vfr_clip, work / f"vfr_seg.{ext}", segment_seconds=0.4, **FAST)
+    assert seg.segments_total == 3 and seg.frames == one.frames == 30
+    a, b = work / f"vfr_one.{ext}", work / f"vfr_seg.{ext}"
+    assert frames_info(b) == frames_info(a)
+    assert [t for t, _ in frames_info(b)] == pytest.approx([(i * 40 + (i % 3) * 7) / 1000 for i in range(30)], abs=1e-6)
+    assert duration(b) == pytest.approx(duration(a), abs=1e-6)
+    assert stream_summary(b) == stream_summary(a)
+    assert side_data(b) == side_data(a)
+    assert seg.video_seconds == pytest.approx(one.video_seconds, abs=1e-9)
+    v = videos.ffprobe_json(b, "-show_streams", "-select_streams", "v")["streams"][0]
+    assert (v["color_transfer"], v["color_primaries"], v["profile"]) == ("smpte2084", "bt2020", "Main 10")
+    if ext == "mp4":
+        assert v["codec_tag_string"] == "hvc1"
+
+
+# ------------------------------------------------------------------ resume
+
+
+def _cli(*args: object, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sdr2hdr", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _manifest(work_dir: Path) -> dict | None:
+    try:
+        return json.loads((work_dir / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@pytest.fixture(scope="module")
+def weights(work: Path) -> Path:
+    """A seeded random JSInet x2 (slow enough on CPU to be killed mid-conversion; tests only)."""
+    from sdr2hdr.models import JSInet
+    from sdr2hdr.zoo import save_weights
+
+    torch.manual_seed(0)
+    path = work / "random-jsinet-x2.safetensors"
+    save_weights(JSInet(scale=2), path, architecture="jsinet", scale=2, variant="jsinet", recipe="random (tests only)")
+    return path
+
+
+def test_sigkill_then_rerun_reuses_finished_segments(tmp_path: Path, weights: Path) -> None:
+    """SIGKILL once two segments are done (polling the manifest); the same command again reuses them (the JSON
+    summary says how many), redoes the rest, and the output equals an uninterrupted run's, bit for bit (lossless)."""
+    src = videos.make_clip(tmp_path / "in.mp4", n=72, size=(64, 48), audio=True, options=KEYINT)  # 6 segments
+    args = ["convert", "in.mp4", "out.mkv", "--model", weights, "--preset", "ultrafast", "--x265-params", "lossless=1",
+            "--segment-seconds", "0.5", "-q"]
+    wd = work_path(tmp_path / "out.mkv")
+    proc = subprocess.Popen([sys.executable, "-m", "sdr2hdr", *map(str, args)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            m = _manifest(wd)
+            if m and sum(s["status"] == "done" for s in m["segments"]) >= 2:
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    done = sum(s["status"] == "done" for s in _manifest(wd)["segments"])
+    assert 2 <= done < 6 and not (tmp_path / "out.mkv").exists()
+    r = _cli(*args, "--json", "-", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    seg = json.loads(r.stdout)["segments"]
+    assert seg == {"total": 6, "reused": done, "converted": 6 - done, "workers": 1}
+    assert not wd.exists() and not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+    ref = run_convert(src, tmp_path / "ref.mkv", model=str(weights), preset="ultrafast", x265_extra="lossless=1",
+                      segment_seconds=1000)
+    assert ref.segments_total == 1
+    y1, c1 = videos.decode_hdr10_planes(tmp_path / "ref.mkv")
+    y2, c2 = videos.decode_hdr10_planes(tmp_path / "out.mkv")
+    assert torch.equal(y1, y2) and torch.equal(c1, c2)
+    assert frames_info(tmp_path / "out.mkv") == frames_info(tmp_path / "ref.mkv")
+
+
+def test_changed_option_model_or_input_refused_restart_starts_over(tmp_path: Path) -> None:
+    """A kept work folder is reused by the same command (all segments), refused with one line when an option, the
+    model or the input changed, and ``--restart`` converts anew; ``--no-resume`` uses no work folder."""
+    src = videos.make_clip(tmp_path / "in.mp4", n=40, size=(64, 48), options=KEYINT)
+    base = ["convert", "in.mp4", "out.mkv", "--preset", "ultrafast", "--segment-seconds", "0.5", "--keep-work",
+            "--overwrite", "--json", "-"]
+    wd = work_path(tmp_path / "out.mkv")
+    r = _cli(*base, "--model", "bt2408-x2", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["segments"] == {"total": 4, "reused": 0, "converted": 4, "workers": 1}
+    assert wd.is_dir() and len(list(wd.glob("seg-*.mp4"))) == 4
+    r = _cli(*base, "--model", "bt2408-x2", cwd=tmp_path)  # the same command: nothing to convert
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["segments"] == {"total": 4, "reused": 4, "converted": 0, "workers": 1}
+    for extra, expect in ((["--model", "bt2408-x2", "--crf", "20"], "options changed: crf 16.0 -> 20.0"),
+                          (["--model", "inverse-reinhard-x2"], "the model changed (bt2408-x2 -> inverse-reinhard-x2)")):
+        r = _cli(*base, *extra, cwd=tmp_path)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.startswith("error: ") and expect in r.stderr and "--restart" in r.stderr, r.stderr
+    videos.make_clip(src, n=40, size=(64, 48), options={"x264-params": "keyint=12:min-keyint=12:scenecut=0:crf=30"})
+    r = _cli(*base, "--model", "bt2408-x2", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "the input changed" in r.stderr, r.stderr
+    r = _cli(*base, "--model", "bt2408-x2", "--restart", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["segments"] == {"total": 4, "reused": 0, "converted": 4, "workers": 1}
+    r = _cli(*base, "--model", "bt2408-x2", "--crf", "20", "--no-resume", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["segments"]["total"] == 1  # one pass, the work folder not touched
+    r = _cli("convert", "in.mp4", "out.mkv", "--preset", "ultrafast", "--segment-seconds", "0.5", "--overwrite",
+             "--model", "bt2408-x2", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "segments  4: 4 reused, 0 converted" in " ".join(r.stdout.split("\n")) or "4 reused" in r.stdout, r.stdout
+    assert not wd.exists()  # removed after success without --keep-work
