@@ -94,11 +94,19 @@ def test_scan_finds_the_keyframes(clip: Path) -> None:
 # ------------------------------------------------------- segmented == one pass
 
 
-def test_segmented_equals_one_pass_bit_for_bit_lossless(work: Path, clip: Path) -> None:
+LOSSLESS = dict(FAST, x265_extra="lossless=1", cll="measure")
+
+
+@pytest.fixture(scope="module")
+def one_pass(work: Path, clip: Path) -> object:
+    """The one-segment (one-pass) lossless conversion of ``clip`` into one.mkv: the reference."""
+    return run_convert(clip, work / "one.mkv", segment_seconds=1000, **LOSSLESS)
+
+
+def test_segmented_equals_one_pass_bit_for_bit_lossless(work: Path, clip: Path, one_pass: object) -> None:
     """Lossless: the decoded frames of a 4-segment run equal a one-segment run's; MaxCLL/MaxFALL (measured)
     and the HDR10 metadata are the whole file's; timestamps, duration and audio are kept."""
-    opts = dict(FAST, x265_extra="lossless=1", cll="measure")
-    one = run_convert(clip, work / "one.mkv", segment_seconds=1000, **opts)
+    opts, one = LOSSLESS, one_pass
     seg = run_convert(clip, work / "seg.mkv", segment_seconds=0.5, **opts)
     assert (one.segments_total, seg.segments_total, seg.segments_converted, seg.segments_reused) == (1, 4, 4, 0)
     y1, c1 = videos.decode_hdr10_planes(work / "one.mkv")
@@ -233,3 +241,22 @@ def test_changed_option_model_or_input_refused_restart_starts_over(tmp_path: Pat
     assert r.returncode == 0, r.stderr
     assert "segments  4: 4 reused, 0 converted" in " ".join(r.stdout.split("\n")) or "4 reused" in r.stdout, r.stdout
     assert not wd.exists()  # removed after success without --keep-work
+
+
+# ------------------------------------------------------------------ scale out
+
+
+def test_two_worker_processes_on_cpu(work: Path, clip: Path, one_pass: object) -> None:
+    """``--workers 2 --threads 1``: two spawned processes convert the segments; same frames, bit for bit."""
+    r = _cli("convert", clip, work / "w2.mkv", "--model", "bt2408-x2", "--preset", "ultrafast", "--x265-params",
+             "lossless=1", "--cll", "measure", "--segment-seconds", "0.5", "--workers", "2", "--threads", "1",
+             "--json", "-", cwd=work)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["segments"] == {"total": 4, "reused": 0, "converted": 4, "workers": 2}
+    assert doc["light_level"]["signalled"] == {"max_cll": one_pass.signalled_cll[0], "max_fall": one_pass.signalled_cll[1]}
+    y1, c1 = videos.decode_hdr10_planes(work / "one.mkv")
+    y2, c2 = videos.decode_hdr10_planes(work / "w2.mkv")
+    assert torch.equal(y1, y2) and torch.equal(c1, c2)
+    assert frames_info(work / "w2.mkv") == frames_info(work / "one.mkv")
+    assert not work_path(work / "w2.mkv").exists()
