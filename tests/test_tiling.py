@@ -207,3 +207,20 @@ def test_index_safe_tile_keeps_every_tensor_under_2_31_elements() -> None:
         assert batch * 81 * scale**2 * (side + 96) ** 2 <= MAX_TENSOR_ELEMENTS
         assert batch * 81 * scale**2 * (side + 8 + 96) ** 2 > MAX_TENSOR_ELEMENTS  # and it is the largest such
     assert index_safe_tile(4, 1, pad=48) < 1920  # a 1080p frame at x4 is tiled
+
+
+def test_fixed_tile_shapes_turn_on_cudnn_benchmark(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Convert's tiles repeat every frame: a CUDA TiledModel lets cuDNN benchmark (issue #14 item 3)."""
+    from sdr2hdr.inference import device as devmod
+    from sdr2hdr.inference import tiling
+    from sdr2hdr.models.baselines import BT2408DirectMapping
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    devmod.tune_for_fixed_shapes(torch.device("cpu"))
+    assert not torch.backends.cudnn.benchmark
+    devmod.tune_for_fixed_shapes(torch.device("cuda", 0))
+    assert torch.backends.cudnn.benchmark
+    seen: list[torch.device] = []
+    monkeypatch.setattr(tiling, "tune_for_fixed_shapes", seen.append)
+    tiling.TiledModel(BT2408DirectMapping(2), scale=2, device="cpu", precision="fp32")
+    assert seen == [torch.device("cpu")]

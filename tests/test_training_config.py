@@ -85,3 +85,16 @@ def test_bad_options_refused(kw: dict, world: int, msg: str) -> None:
     cfg = TrainConfig(**{"data": ["d"], **kw})
     with pytest.raises(InputError, match=msg):
         cfg.resolve(world=world)
+
+
+def test_training_on_cuda_turns_on_cudnn_benchmark(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed patch shapes: training on CUDA lets cuDNN pick its kernels (issue #14 item 3); CPU leaves it alone."""
+    import torch
+
+    from sdr2hdr.training import dist
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    assert dist.rank_device("cpu", dist.Dist()).type == "cpu" and not torch.backends.cudnn.benchmark
+    monkeypatch.setattr(dist, "resolve_device", lambda name: torch.device("cuda", 0))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    assert dist.rank_device("cuda", dist.Dist()).type == "cuda" and torch.backends.cudnn.benchmark

@@ -6,7 +6,7 @@ import torch
 
 from sdr2hdr.errors import Sdr2HdrError
 
-__all__ = ["resolve_device"]
+__all__ = ["resolve_device", "tune_for_fixed_shapes"]
 
 
 def resolve_device(spec: str | torch.device | None) -> torch.device:
@@ -29,3 +29,10 @@ def resolve_device(spec: str | torch.device | None) -> torch.device:
             raise Sdr2HdrError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present")
         return dev
     raise Sdr2HdrError(f"bad --device {spec!r} (use auto, cpu, cuda or cuda:N)")
+
+
+def tune_for_fixed_shapes(device: torch.device) -> None:
+    """Let cuDNN benchmark its kernels on ``device`` when it is CUDA: for work whose shapes repeat
+    (convert's fixed tiles, training's fixed patches) the first call's search pays for itself."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from sdr2hdr.errors import Sdr2HdrError
+from sdr2hdr.inference.device import tune_for_fixed_shapes
 from sdr2hdr.precision import Precision, resolve_precision
 
 #: Smallest tile side (LR pixels) the out-of-memory recovery goes down to.
@@ -207,8 +208,7 @@ class TiledModel:
         self.pad = default_tile_pad(self.receptive_field) if pad is None else int(pad)
         if self.pad < 0:
             raise ValueError("tile pad must be >= 0")
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed tile shapes repeat every frame: let cuDNN pick its fastest kernels
+        tune_for_fixed_shapes(self.device)  # fixed tile shapes repeat every frame
         self.requested_tile = int(tile)
         self.tile: int | None = int(tile) if tile > 0 else None  # None: decided on the first frame
         self.max_batch: int | None = None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sdr2hdr.inference.device import resolve_device
+from sdr2hdr.inference.device import resolve_device, tune_for_fixed_shapes
 
 __all__ = ["Dist", "ddp", "init_dist", "rank_device", "unwrap"]
 
@@ -111,6 +111,7 @@ def rank_device(name: str, dist: Dist) -> torch.device:
         if dist.enabled:
             dev = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(dev)
+    tune_for_fixed_shapes(dev)  # every step has the same patch shapes
     return dev
 
 
