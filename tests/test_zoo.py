@@ -133,7 +133,7 @@ def test_crafted_metadata_is_refused_before_building(tmp_path: Path, capsys: pyt
              ({"architecture": "bt2408", "scale": "3"}, "scale x3 is not supported"),
              ({"architecture": "jsinet", "scale": "2", "peak_nits": "1e9"}, "outside 100..10000"),
              ({"architecture": "jsinet", "scale": "2", "peak_nits": "bright"}, "bad mastering peak")]
-    import videos
+    from tests import videos
 
     clip = videos.make_clip(tmp_path / "in.mp4", n=2, size=(32, 24))
     for i, (meta, msg) in enumerate(cases):
