@@ -260,3 +260,70 @@ def test_two_worker_processes_on_cpu(work: Path, clip: Path, one_pass: object) -
     assert torch.equal(y1, y2) and torch.equal(c1, c2)
     assert frames_info(work / "w2.mkv") == frames_info(work / "one.mkv")
     assert not work_path(work / "w2.mkv").exists()
+
+
+def _ray() -> None:
+    pytest.importorskip("ray", reason='Ray is not installed (pip install "sdr2hdr[ray]"; CI installs it)')
+
+
+def test_ray_local_cluster_converts_the_same_frames(work: Path, clip: Path, one_pass: object) -> None:
+    """``--ray`` without an address starts a local Ray (this machine's CPUs, one per task with --threads 1)."""
+    _ray()
+    r = _cli("convert", clip, work / "ray.mkv", "--model", "bt2408-x2", "--preset", "ultrafast", "--x265-params",
+             "lossless=1", "--cll", "measure", "--segment-seconds", "0.5", "--ray", "--threads", "1", "--json", "-",
+             cwd=work)
+    assert r.returncode == 0, r.stderr
+    assert {k: v for k, v in json.loads(r.stdout)["segments"].items() if k != "workers"} == {
+        "total": 4, "reused": 0, "converted": 4}
+    y1, c1 = videos.decode_hdr10_planes(work / "one.mkv")
+    y2, c2 = videos.decode_hdr10_planes(work / "ray.mkv")
+    assert torch.equal(y1, y2) and torch.equal(c1, c2)
+    assert frames_info(work / "ray.mkv") == frames_info(work / "one.mkv")
+
+
+def _ray_task_pids() -> list[int]:
+    """Processes running a segment task right now (Ray titles them ``ray::ray_segment``)."""
+    pids = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if (p / "cmdline").read_bytes().startswith(b"ray::ray_segment"):
+                    pids.append(int(p.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_ray_worker_killed_mid_task_is_retried(tmp_path: Path, weights: Path) -> None:
+    """SIGKILL the Ray worker process running a segment: Ray retries the task and the output is complete and equal
+    to a one-pass run, bit for bit (lossless)."""
+    _ray()
+    src = videos.make_clip(tmp_path / "in.mp4", n=36, size=(64, 48), options=KEYINT)  # 3 segments
+    args = ["convert", "in.mp4", "out.mkv", "--model", weights, "--preset", "ultrafast", "--x265-params", "lossless=1",
+            "--segment-seconds", "0.5", "--ray", "--threads", "1", "-q"]
+    proc = subprocess.Popen([sys.executable, "-m", "sdr2hdr", *map(str, args)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    try:
+        deadline = time.time() + 240
+        while killed is None and time.time() < deadline and proc.poll() is None:
+            pids = _ray_task_pids()
+            if pids:
+                time.sleep(1.0)  # inside the segment
+                if pids[0] in _ray_task_pids():
+                    import os
+
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed = pids[0]
+            time.sleep(0.05)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert killed is not None, "no Ray task process was seen"
+    assert proc.returncode == 0, err
+    ref = run_convert(src, tmp_path / "ref.mkv", model=str(weights), preset="ultrafast", x265_extra="lossless=1",
+                      segment_seconds=1000)
+    y1, c1 = videos.decode_hdr10_planes(tmp_path / "ref.mkv")
+    y2, c2 = videos.decode_hdr10_planes(tmp_path / "out.mkv")
+    assert ref.frames == 36 and torch.equal(y1, y2) and torch.equal(c1, c2)

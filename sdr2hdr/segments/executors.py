@@ -1,10 +1,11 @@
-"""Which executor runs the segment jobs: this process or local worker processes."""
+"""Which executor runs the segment jobs: this process, local worker processes, or Ray tasks."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from sdr2hdr.segments.local import InProcess
+from sdr2hdr.segments.workdir import work_path
 
 if TYPE_CHECKING:
     from sdr2hdr.segments.run import Conversion
@@ -15,9 +16,9 @@ def make_executor(c: Conversion) -> Any:
     ``--ray``, local processes with more than one worker, else this process with the model already loaded."""
     g = c.options.segments
     if g.ray is not None:
-        from sdr2hdr.errors import Sdr2HdrError
+        from sdr2hdr.segments.ray_tasks import RayExecutor
 
-        raise Sdr2HdrError("--ray is not available yet")
+        return RayExecutor(c.options, c.in_path, work_path(c.out_path))
     from sdr2hdr.segments.workers import ProcessPool, worker_count
 
     n = worker_count(g.workers)

@@ -1,0 +1,138 @@
+"""``--ray [ADDRESS]``: the segments as Ray tasks on an existing Ray cluster, or on a local one.
+
+Each segment job is one task (:func:`ray_segment`, one GPU per task where the
+cluster has GPUs, else ``--threads`` CPUs, default 1) that loads the model
+once per Ray worker process (cached by the options) and runs
+:func:`~sdr2hdr.segments.encode.run_segment`; the driver records each result
+in the manifest as it arrives. A task whose worker process or node dies is
+retried by Ray (``max_retries``); a driver that dies is simply run again and
+resumes from the manifest.
+
+**Shared storage.** Tasks read the input and write their segment files into
+the work folder by path, so the input, the output folder and the work
+folder must be on storage every node sees at the same path (NFS, a cluster
+file system). Before any segment is converted, one check task per alive node
+verifies that it reads the input with the same identity (size, mtime, hash of
+its first and last MiB) and can write in the work folder; a node that cannot
+is a one-line error naming it. Ray is an optional extra:
+``pip install "sdr2hdr[ray]"``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sdr2hdr.convert_options import ConvertOptions
+from sdr2hdr.errors import Sdr2HdrError, one_line
+from sdr2hdr.segments.encode import SegmentJob, SegmentResult, run_segment
+from sdr2hdr.segments.manifest import source_identity
+from sdr2hdr.summary import Progress
+
+#: Retries of a task whose worker process or node died.
+MAX_RETRIES = 3
+_RUNNERS: dict[str, Any] = {}  # per Ray worker process: the loaded model by options
+
+
+def ray_segment(o: ConvertOptions, job: SegmentJob) -> SegmentResult:
+    """The Ray task: one segment with the model of ``o`` (loaded once per worker process)."""
+    import torch
+
+    from sdr2hdr.segments.workers import load_runner
+
+    key = repr(o)
+    if key not in _RUNNERS:
+        if o.segments.threads:
+            torch.set_num_threads(o.segments.threads)
+        device = "cuda" if torch.cuda.is_available() and o.device in ("auto", "cuda") else o.device
+        _RUNNERS.clear()
+        _RUNNERS[key] = load_runner(o, device)
+    return run_segment(job, _RUNNERS[key])
+
+
+def check_node(in_path: str, identity: dict[str, Any], work: str) -> str | None:
+    """On one node: None when it reads the input as the driver does and can write in ``work``, else why not."""
+    import socket
+
+    host = socket.gethostname()
+    try:
+        mine = source_identity(Path(in_path))
+    except OSError as exc:
+        return f"Ray node {host} cannot read the input {in_path} ({exc.strerror or exc})"
+    if (mine["size"], mine["head_tail_sha256"]) != (identity["size"], identity["head_tail_sha256"]):
+        return f"Ray node {host} sees a different file at {in_path}"
+    probe = Path(work) / f".probe-{host}-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return f"Ray node {host} cannot write in the work folder {work} ({exc.strerror or exc})"
+    return None
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise Sdr2HdrError('--ray needs Ray, an optional extra: pip install "sdr2hdr[ray]"') from None
+    return ray
+
+
+class RayExecutor:
+    """The executor of ``--ray`` (module doc)."""
+
+    def __init__(self, o: ConvertOptions, in_path: Path, work: Path) -> None:
+        ray = self.ray = _import_ray()
+        self.options = o
+        self.started = not ray.is_initialized()
+        address = o.segments.ray or None
+        try:
+            if self.started:
+                ray.init(address=address, num_cpus=None if address else os.cpu_count(), include_dashboard=False,
+                         log_to_driver=False, configure_logging=False)
+        except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; one line either way
+            raise Sdr2HdrError(f"cannot start or reach Ray{f' at {address}' if address else ''}: {one_line(exc)}") \
+                from None
+        res = ray.cluster_resources()
+        self.gpus = int(res.get("GPU", 0))
+        per_task = max(1, o.segments.threads)
+        self.workers = self.gpus or max(1, int(res.get("CPU", 1)) // per_task)
+        self.task = ray.remote(num_gpus=1 if self.gpus else 0, num_cpus=0 if self.gpus else per_task,
+                               max_retries=MAX_RETRIES, retry_exceptions=False)(ray_segment)
+        self._check_nodes(in_path, work)
+
+    def _check_nodes(self, in_path: Path, work: Path) -> None:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        ray, ident = self.ray, source_identity(in_path)
+        check = ray.remote(num_cpus=0)(check_node)
+        refs = [check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                .remote(str(in_path.resolve()), ident, str(work.resolve())) for n in ray.nodes() if n.get("Alive")]
+        for why in ray.get(refs):
+            if why:
+                raise Sdr2HdrError(f"{why}; with --ray the input, the output folder and the work folder must be on "
+                                   "storage every node sees at the same path")
+
+    def run(self, jobs: Sequence[SegmentJob], on_result: Callable[[SegmentResult], None],
+            on_progress: Callable[[int, Progress], None]) -> None:
+        ray = self.ray
+        pending = {self.task.remote(self.options, job): job for job in jobs}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            for ref in done:
+                pending.pop(ref)
+                try:
+                    on_result(ray.get(ref))
+                except ray.exceptions.RayTaskError as exc:
+                    cause = getattr(exc, "cause", None)
+                    raise cause if isinstance(cause, Sdr2HdrError) else Sdr2HdrError(
+                        f"a Ray task failed: {one_line(cause or exc)}") from None
+                except ray.exceptions.RayError as exc:
+                    raise Sdr2HdrError(f"a Ray task was lost after {MAX_RETRIES} retries: {one_line(exc)}") from None
+        del on_progress  # tasks report when they finish
+
+    def close(self) -> None:
+        if self.started and self.ray.is_initialized():
+            self.ray.shutdown()
