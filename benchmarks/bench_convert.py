@@ -26,6 +26,10 @@ frames at 4K after the cap in :mod:`sdr2hdr.memory`): use ``--frames 40`` or
 more for a steady-state figure. The model is a randomly initialised JSInet
 (speed and memory do not depend on the weights; nothing is saved) unless
 ``--model`` names a registry entry or weights file.
+
+``--scale-out`` adds the segmented-conversion figures of ``benchmarks/scale_out.py``:
+one process with 2 threads vs ``--workers 2 --threads 1`` (ratio), the cost of
+resuming (verifying N finished segments), and the model's FLOPs per frame.
 """
 
 from __future__ import annotations
@@ -147,6 +151,8 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--preset", default="medium", help="x265 preset for the convert run (default: the CLI default)")
     ap.add_argument("--repeats", type=int, default=2, help="timed repeats of each measurement (best and median shown)")
     ap.add_argument("--no-model-only", action="store_true", help="skip the model-only timing (memory figures only)")
+    ap.add_argument("--scale-out", action="store_true",
+                    help="also: 2 threads vs --workers 2 --threads 1, the resume cost, FLOPs per frame")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return ap.parse_args()
 
@@ -182,6 +188,25 @@ def main() -> None:
             if prec.reduced:  # the same convert in IEEE fp32, for the speed-up of the precision switch
                 fp32.append(_run_child({**cfg, "precision": "fp32", "out": str(Path(tmp) / f"fp32_{r}.mkv")}))
     _report(args, device, prec, w, h, n, batch, runner.tile, model_runs, conv, peaks, fp32)
+    if args.scale_out:
+        _scale_out(args, net, w, h)
+
+
+def _scale_out(args: argparse.Namespace, net: torch.nn.Module, w: int, h: int) -> None:
+    """The segmented-conversion figures (benchmarks/scale_out.py) with this model saved as weights."""
+    from scale_out import flops_report, scale_out
+
+    from sdr2hdr.zoo import save_weights
+
+    if any(True for _ in net.parameters()):
+        flops_report(net, w, h, args.scale)
+    with tempfile.TemporaryDirectory(prefix="bench_scale_out_") as tmp:
+        model = args.model
+        if not model:  # the random JSInet, as a weights file for the CLI children
+            model = str(Path(tmp) / "net.safetensors")
+            save_weights(net.cpu(), Path(model), architecture="jsinet", scale=args.scale, variant="jsinet",
+                         recipe="random (benchmark only)")
+        scale_out(Path(tmp), w, h, max(args.frames, 48), model, args.preset, args.precision)
 
 
 def _report(args: argparse.Namespace, device: torch.device, prec: object, w: int, h: int, n: int, batch: int,

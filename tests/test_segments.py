@@ -174,7 +174,7 @@ def test_sigkill_then_rerun_reuses_finished_segments(tmp_path: Path, weights: Pa
     summary says how many), redoes the rest, and the output equals an uninterrupted run's, bit for bit (lossless)."""
     src = videos.make_clip(tmp_path / "in.mp4", n=72, size=(64, 48), audio=True, options=KEYINT)  # 6 segments
     args = ["convert", "in.mp4", "out.mkv", "--model", weights, "--preset", "ultrafast", "--x265-params", "lossless=1",
-            "--segment-seconds", "0.5", "-q"]
+            "--segment-seconds", "0.5", "--precision", "fp32", "-q"]
     wd = work_path(tmp_path / "out.mkv")
     proc = subprocess.Popen([sys.executable, "-m", "sdr2hdr", *map(str, args)], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -200,7 +200,7 @@ def test_sigkill_then_rerun_reuses_finished_segments(tmp_path: Path, weights: Pa
     assert seg == {"total": 6, "reused": done, "converted": 6 - done, "workers": 1}
     assert not wd.exists() and not [p for p in tmp_path.iterdir() if ".partial" in p.name]
     ref = run_convert(src, tmp_path / "ref.mkv", model=str(weights), preset="ultrafast", x265_extra="lossless=1",
-                      segment_seconds=1000)
+                      segment_seconds=1000, precision="fp32")
     assert ref.segments_total == 1
     y1, c1 = videos.decode_hdr10_planes(tmp_path / "ref.mkv")
     y2, c2 = videos.decode_hdr10_planes(tmp_path / "out.mkv")
@@ -208,38 +208,41 @@ def test_sigkill_then_rerun_reuses_finished_segments(tmp_path: Path, weights: Pa
     assert frames_info(tmp_path / "out.mkv") == frames_info(tmp_path / "ref.mkv")
 
 
-def test_changed_option_model_or_input_refused_restart_starts_over(tmp_path: Path) -> None:
+def test_changed_option_model_or_input_refused_restart_starts_over(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """A kept work folder is reused by the same command (all segments), refused with one line when an option, the
     model or the input changed, and ``--restart`` converts anew; ``--no-resume`` uses no work folder."""
     src = videos.make_clip(tmp_path / "in.mp4", n=40, size=(64, 48), options=KEYINT)
-    base = ["convert", "in.mp4", "out.mkv", "--preset", "ultrafast", "--segment-seconds", "0.5", "--keep-work",
-            "--overwrite", "--json", "-"]
-    wd = work_path(tmp_path / "out.mkv")
-    r = _cli(*base, "--model", "bt2408-x2", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["segments"] == {"total": 4, "reused": 0, "converted": 4, "workers": 1}
+    out = tmp_path / "out.mkv"
+    base = ["convert", src, out, "--preset", "ultrafast", "--segment-seconds", "0.5", "--keep-work", "--overwrite",
+            "--json", "-"]
+    wd = work_path(out)
+
+    def segments(*extra: object) -> dict:
+        code, stdout, err = videos.run_cli([*base, *extra], capsys)
+        assert code == 0, err
+        return json.loads(stdout)["segments"]
+
+    def refused(*extra: object) -> str:
+        code, _, err = videos.run_cli([*base, *extra], capsys)
+        assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+        assert "--restart" in err
+        return err
+
+    assert segments("--model", "bt2408-x2") == {"total": 4, "reused": 0, "converted": 4, "workers": 1}
     assert wd.is_dir() and len(list(wd.glob("seg-*.mp4"))) == 4
-    r = _cli(*base, "--model", "bt2408-x2", cwd=tmp_path)  # the same command: nothing to convert
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["segments"] == {"total": 4, "reused": 4, "converted": 0, "workers": 1}
-    for extra, expect in ((["--model", "bt2408-x2", "--crf", "20"], "options changed: crf 16.0 -> 20.0"),
-                          (["--model", "inverse-reinhard-x2"], "the model changed (bt2408-x2 -> inverse-reinhard-x2)")):
-        r = _cli(*base, *extra, cwd=tmp_path)
-        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
-        assert r.stderr.startswith("error: ") and expect in r.stderr and "--restart" in r.stderr, r.stderr
+    assert segments("--model", "bt2408-x2") == {"total": 4, "reused": 4, "converted": 0, "workers": 1}
+    assert "options changed: crf 16.0 -> 20.0" in refused("--model", "bt2408-x2", "--crf", "20")
+    assert "the model changed (bt2408-x2 -> inverse-reinhard-x2)" in refused("--model", "inverse-reinhard-x2")
     videos.make_clip(src, n=40, size=(64, 48), options={"x264-params": "keyint=12:min-keyint=12:scenecut=0:crf=30"})
-    r = _cli(*base, "--model", "bt2408-x2", cwd=tmp_path)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "the input changed" in r.stderr, r.stderr
-    r = _cli(*base, "--model", "bt2408-x2", "--restart", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["segments"] == {"total": 4, "reused": 0, "converted": 4, "workers": 1}
-    r = _cli(*base, "--model", "bt2408-x2", "--crf", "20", "--no-resume", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["segments"]["total"] == 1  # one pass, the work folder not touched
-    r = _cli("convert", "in.mp4", "out.mkv", "--preset", "ultrafast", "--segment-seconds", "0.5", "--overwrite",
-             "--model", "bt2408-x2", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "segments  4: 4 reused, 0 converted" in " ".join(r.stdout.split("\n")) or "4 reused" in r.stdout, r.stdout
+    assert "the input changed" in refused("--model", "bt2408-x2")
+    assert len(list(wd.glob("seg-*.mp4"))) == 4  # a refusal leaves the work folder as it was
+    assert segments("--model", "bt2408-x2", "--restart") == {"total": 4, "reused": 0, "converted": 4, "workers": 1}
+    assert segments("--model", "bt2408-x2", "--crf", "20", "--no-resume")["total"] == 1  # one pass
+    code, stdout, err = videos.run_cli(["convert", src, out, "--preset", "ultrafast", "--segment-seconds", "0.5",
+                                        "--overwrite", "--model", "bt2408-x2"], capsys)
+    assert code == 0, err
+    assert "4: 4 reused, 0 converted" in stdout, stdout
     assert not wd.exists()  # removed after success without --keep-work
 
 
@@ -300,7 +303,7 @@ def test_ray_worker_killed_mid_task_is_retried(tmp_path: Path, weights: Path) ->
     _ray()
     src = videos.make_clip(tmp_path / "in.mp4", n=36, size=(64, 48), options=KEYINT)  # 3 segments
     args = ["convert", "in.mp4", "out.mkv", "--model", weights, "--preset", "ultrafast", "--x265-params", "lossless=1",
-            "--segment-seconds", "0.5", "--ray", "--threads", "1", "-q"]
+            "--segment-seconds", "0.5", "--precision", "fp32", "--ray", "--threads", "1", "-q"]
     proc = subprocess.Popen([sys.executable, "-m", "sdr2hdr", *map(str, args)], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed = None
@@ -323,7 +326,39 @@ def test_ray_worker_killed_mid_task_is_retried(tmp_path: Path, weights: Path) ->
     assert killed is not None, "no Ray task process was seen"
     assert proc.returncode == 0, err
     ref = run_convert(src, tmp_path / "ref.mkv", model=str(weights), preset="ultrafast", x265_extra="lossless=1",
-                      segment_seconds=1000)
+                      segment_seconds=1000, precision="fp32")
     y1, c1 = videos.decode_hdr10_planes(tmp_path / "ref.mkv")
     y2, c2 = videos.decode_hdr10_planes(tmp_path / "out.mkv")
     assert ref.frames == 36 and torch.equal(y1, y2) and torch.equal(c1, c2)
+
+
+def test_manifest_says_what_changed_and_nodes_check_shared_storage(tmp_path: Path) -> None:
+    """``what_changed`` names the first difference; a Ray node's check names what it cannot read or write."""
+    from sdr2hdr.segments import manifest as mf
+    from sdr2hdr.segments.ray_tasks import check_node
+
+    src = tmp_path / "in.bin"
+    src.write_bytes(b"x" * 3_000_000)
+    seg = {"index": 0, "first_frame": 0, "frames": 5, "start_pts": None, "end_pts": None}
+    old = mf.Manifest(mf.source_identity(src), {"name": "m", "sha256": "a"}, {"crf": 16.0}, "1/25", [seg])
+    mf.save(tmp_path / "manifest.json", old)
+    assert mf.load(tmp_path / "manifest.json") == old and mf.what_changed(old, old) is None
+    assert mf.what_changed(old, mf.Manifest(old.source, old.model, {"crf": 18.0}, "1/25", [seg])) == \
+        "options changed: crf 16.0 -> 18.0"
+    assert mf.what_changed(old, mf.Manifest(old.source, {"name": "m", "sha256": "b"}, old.options, "1/25", [seg])) == \
+        "the model's weights changed"
+    assert mf.what_changed(old, mf.Manifest(old.source, old.model, old.options, "1/25", [{**seg, "frames": 4}])) == \
+        "the segment plan changed"
+    ident = mf.source_identity(src)
+    with open(src, "r+b") as f:  # same size, last MiB changed
+        f.seek(2_500_000)
+        f.write(b"y")
+    assert mf.what_changed(old, mf.Manifest(mf.source_identity(src), old.model, old.options, "1/25", [seg])) == \
+        "the input changed (content)"
+    assert check_node(str(src), mf.source_identity(src), str(tmp_path)) is None
+    assert "sees a different file" in check_node(str(src), ident, str(tmp_path))
+    assert "cannot read the input" in check_node(str(tmp_path / "missing.mkv"), ident, str(tmp_path))
+    assert "cannot write in the work folder" in check_node(str(src), mf.source_identity(src), str(tmp_path / "no"))
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(Exception, match="damaged.*--restart"):
+        mf.load(tmp_path / "manifest.json")

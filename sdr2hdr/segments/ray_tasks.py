@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sdr2hdr import outfile
 from sdr2hdr.convert_options import ConvertOptions
 from sdr2hdr.errors import Sdr2HdrError, one_line
 from sdr2hdr.segments.encode import SegmentJob, SegmentResult, run_segment
@@ -70,6 +71,11 @@ def check_node(in_path: str, identity: dict[str, Any], work: str) -> str | None:
     except OSError as exc:
         return f"Ray node {host} cannot write in the work folder {work} ({exc.strerror or exc})"
     return None
+
+
+def pending_work(jobs: Sequence[SegmentJob]) -> Path:
+    """The work folder of ``jobs`` (for the disk-full line)."""
+    return jobs[0].work
 
 
 def _import_ray() -> Any:
@@ -127,6 +133,8 @@ class RayExecutor:
                     on_result(ray.get(ref))
                 except ray.exceptions.RayTaskError as exc:
                     cause = getattr(exc, "cause", None)
+                    if outfile.is_disk_full(cause):  # type: ignore[arg-type]
+                        raise outfile.disk_full_error(pending_work(jobs) / "segment") from None
                     raise cause if isinstance(cause, Sdr2HdrError) else Sdr2HdrError(
                         f"a Ray task failed: {one_line(cause or exc)}") from None
                 except ray.exceptions.RayError as exc:

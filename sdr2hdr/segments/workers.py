@@ -24,6 +24,7 @@ import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sdr2hdr import outfile
 from sdr2hdr.convert_options import ConvertOptions
 from sdr2hdr.errors import Sdr2HdrError, one_line
 from sdr2hdr.segments.encode import SegmentJob, SegmentResult, run_segment
@@ -78,6 +79,8 @@ def _worker(k: int, o: ConvertOptions, device: str, jobs: Any, results: Any) -> 
         except BaseException as exc:  # noqa: BLE001 - reported to the driver, which raises it
             where = f"segment {job.segment.index + 1}" if job is not None else "start-up"
             err = exc if isinstance(exc, Sdr2HdrError) else Sdr2HdrError(f"worker {k + 1} ({where}): {one_line(exc)}")
+            if job is not None and outfile.is_disk_full(exc):
+                err = outfile.disk_full_error(job.work / "segment")
             results.put(("error", err))
 
 
