@@ -208,6 +208,35 @@ def test_sigkill_then_rerun_reuses_finished_segments(tmp_path: Path, weights: Pa
     assert frames_info(tmp_path / "out.mkv") == frames_info(tmp_path / "ref.mkv")
 
 
+def test_sigterm_keeps_finished_segments_one_line_no_partial_file(tmp_path: Path, weights: Path) -> None:
+    """SIGTERM after a segment is done: exit 143 with one line, the segment being written is deleted, the finished
+    ones and the manifest stay for the next run, and no output or partial file appears beside the target."""
+    videos.make_clip(tmp_path / "in.mp4", n=36, size=(64, 48), options=KEYINT)
+    wd = work_path(tmp_path / "out.mkv")
+    proc = subprocess.Popen([sys.executable, "-m", "sdr2hdr", "convert", "in.mp4", "out.mkv", "--model", str(weights),
+                             "--preset", "ultrafast", "--segment-seconds", "0.5", "--precision", "fp32", "-q"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            m = _manifest(wd)
+            if m and any(s["status"] == "done" for s in m["segments"]):
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143 and err == "error: terminated (SIGTERM)\n", err
+    m = _manifest(wd)
+    done = [s for s in m["segments"] if s["status"] == "done"]
+    assert 1 <= len(done) < 3
+    assert sorted(p.name for p in wd.iterdir()) == sorted(["lock", "manifest.json", *(s["file"] for s in done)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.mp4", wd.name])
+
+
 def test_changed_option_model_or_input_refused_restart_starts_over(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """A kept work folder is reused by the same command (all segments), refused with one line when an option, the
@@ -359,6 +388,15 @@ def test_manifest_says_what_changed_and_nodes_check_shared_storage(tmp_path: Pat
     assert "sees a different file" in check_node(str(src), ident, str(tmp_path))
     assert "cannot read the input" in check_node(str(tmp_path / "missing.mkv"), ident, str(tmp_path))
     assert "cannot write in the work folder" in check_node(str(src), mf.source_identity(src), str(tmp_path / "no"))
+    from sdr2hdr.segments.ray_tasks import unreachable
+
+    import socket
+
+    with socket.socket() as free:  # a port nothing listens on: refused at once, not after Ray's minutes of retries
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    assert unreachable(f"127.0.0.1:{port}") and unreachable(f"ray://127.0.0.1:{port}")
+    assert unreachable("auto") is None
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(Exception, match="damaged.*--restart"):
         mf.load(tmp_path / "manifest.json")

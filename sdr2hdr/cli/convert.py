@@ -72,7 +72,7 @@ D = ConvertOptions()  # the defaults, in one place
 @click.option("--workers", type=click.IntRange(min=0), default=D.segments.workers, show_default=True,
               help="Local worker processes converting segments at once; 0 = one per visible CUDA device.")
 @click.option("--threads", type=click.IntRange(min=0), default=D.segments.threads, show_default=True,
-              help="torch threads per worker; 0 = torch's default.")
+              help="torch threads per worker process (--workers, --ray); 0 = torch's default.")
 @click.option("--ray", "ray", metavar="[ADDRESS]", is_flag=False, flag_value="", default=D.segments.ray,
               help="Run the segments as Ray tasks on the cluster at ADDRESS (without one: a local Ray); input, "
                    "output folder and work folder must be on storage every node sees.")

@@ -20,6 +20,7 @@ is a one-line error naming it. Ray is an optional extra:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -78,6 +79,22 @@ def pending_work(jobs: Sequence[SegmentJob]) -> Path:
     return jobs[0].work
 
 
+def unreachable(address: str, timeout: float = 5.0) -> str | None:
+    """Why ``HOST:PORT`` or ``ray://HOST:PORT`` takes no TCP connection within ``timeout`` seconds (None: it does,
+    or the address is not of that form, e.g. ``auto``); Ray itself would retry for minutes."""
+    import socket
+
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__
+    return None
+
+
 def _import_ray() -> Any:
     try:
         import ray
@@ -94,6 +111,12 @@ class RayExecutor:
         self.options = o
         self.started = not ray.is_initialized()
         address = o.segments.ray or None
+        why = unreachable(address) if address and self.started else None
+        if why:
+            raise Sdr2HdrError(f"cannot reach Ray at {address}: {why}")
+        quiet = logging.getLogger("ray")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # Ray's start-up notes (token authentication on) are not ours to print
         try:
             if self.started:
                 ray.init(address=address, num_cpus=None if address else os.cpu_count(), include_dashboard=False,
@@ -101,6 +124,8 @@ class RayExecutor:
         except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; one line either way
             raise Sdr2HdrError(f"cannot start or reach Ray{f' at {address}' if address else ''}: {one_line(exc)}") \
                 from None
+        finally:
+            quiet.setLevel(level)
         res = ray.cluster_resources()
         self.gpus = int(res.get("GPU", 0))
         per_task = max(1, o.segments.threads)
