@@ -286,6 +286,7 @@ def test_two_worker_processes_on_cpu(work: Path, clip: Path, one_pass: object) -
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["segments"] == {"total": 4, "reused": 0, "converted": 4, "workers": 2}
+    assert "converting: 40/40 frames" in r.stderr and "segments 4/4, done in" in r.stderr  # one display, all workers
     assert doc["light_level"]["signalled"] == {"max_cll": one_pass.signalled_cll[0], "max_fall": one_pass.signalled_cll[1]}
     y1, c1 = videos.decode_hdr10_planes(work / "one.mkv")
     y2, c2 = videos.decode_hdr10_planes(work / "w2.mkv")
@@ -307,6 +308,7 @@ def test_ray_local_cluster_converts_the_same_frames(work: Path, clip: Path, one_
     assert r.returncode == 0, r.stderr
     assert {k: v for k, v in json.loads(r.stdout)["segments"].items() if k != "workers"} == {
         "total": 4, "reused": 0, "converted": 4}
+    assert "converting: 40/40 frames" in r.stderr and "segments 4/4, done in" in r.stderr
     y1, c1 = videos.decode_hdr10_planes(work / "one.mkv")
     y2, c2 = videos.decode_hdr10_planes(work / "ray.mkv")
     assert torch.equal(y1, y2) and torch.equal(c1, c2)

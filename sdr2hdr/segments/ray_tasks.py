@@ -14,7 +14,9 @@ folder must be on storage every node sees at the same path (NFS, a cluster
 file system). Before any segment is converted, one check task per alive node
 verifies that it reads the input with the same identity (size, mtime, hash of
 its first and last MiB) and can write in the work folder; a node that cannot
-is a one-line error naming it. Ray is an optional extra:
+is a one-line error naming it. Tasks report their frames through a
+``ray.util.queue.Queue`` actor, so the one progress display counts frames
+across the cluster. Ray is an optional extra:
 ``pip install "sdr2hdr[ray]"``.
 """
 
@@ -38,8 +40,11 @@ MAX_RETRIES = 3
 _RUNNERS: dict[str, Any] = {}  # per Ray worker process: the loaded model by options
 
 
-def ray_segment(o: ConvertOptions, job: SegmentJob) -> SegmentResult:
-    """The Ray task: one segment with the model of ``o`` (loaded once per worker process)."""
+def ray_segment(o: ConvertOptions, job: SegmentJob, progress: Any = None) -> SegmentResult:
+    """The Ray task: one segment with the model of ``o`` (loaded once per worker process); ``progress``: a
+    ``ray.util.queue.Queue`` that gets ``(segment, frames done, frames encoded)`` at most every 0.5 s."""
+    import time
+
     import torch
 
     from sdr2hdr.segments.workers import load_runner
@@ -51,7 +56,18 @@ def ray_segment(o: ConvertOptions, job: SegmentJob) -> SegmentResult:
         device = "cuda" if torch.cuda.is_available() and o.device in ("auto", "cuda") else o.device
         _RUNNERS.clear()
         _RUNNERS[key] = load_runner(o, device)
-    return run_segment(job, _RUNNERS[key])
+    last = [0.0]
+
+    def report(p: Progress) -> None:
+        now = time.monotonic()
+        if progress is not None and now - last[0] >= 0.5:
+            last[0] = now
+            try:
+                progress.put_nowait((job.segment.index, p.done, p.encoded))
+            except Exception:  # noqa: BLE001 - progress is best effort (the queue full or gone)
+                pass
+
+    return run_segment(job, _RUNNERS[key], report)
 
 
 def check_node(in_path: str, identity: dict[str, Any], work: str) -> str | None:
@@ -133,6 +149,9 @@ class RayExecutor:
         self.task = ray.remote(num_gpus=1 if self.gpus else 0, num_cpus=0 if self.gpus else per_task,
                                max_retries=MAX_RETRIES, retry_exceptions=False)(ray_segment)
         self._check_nodes(in_path, work)
+        from ray.util.queue import Queue
+
+        self.progress = Queue(maxsize=10_000, actor_options={"num_cpus": 0})
 
     def _check_nodes(self, in_path: Path, work: Path) -> None:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -149,9 +168,10 @@ class RayExecutor:
     def run(self, jobs: Sequence[SegmentJob], on_result: Callable[[SegmentResult], None],
             on_progress: Callable[[int, Progress], None]) -> None:
         ray = self.ray
-        pending = {self.task.remote(self.options, job): job for job in jobs}
+        pending = {self.task.remote(self.options, job, self.progress): job for job in jobs}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            self._drain(on_progress, {job.segment.index for job in pending.values()})
             for ref in done:
                 pending.pop(ref)
                 try:
@@ -164,7 +184,18 @@ class RayExecutor:
                         f"a Ray task failed: {one_line(cause or exc)}") from None
                 except ray.exceptions.RayError as exc:
                     raise Sdr2HdrError(f"a Ray task was lost after {MAX_RETRIES} retries: {one_line(exc)}") from None
-        del on_progress  # tasks report when they finish
+
+    def _drain(self, on_progress: Callable[[int, Progress], None], running: set[int]) -> None:
+        """Hand the tasks' queued progress to ``on_progress`` (segments still running only)."""
+        from ray.util.queue import Empty
+
+        try:
+            items = self.progress.get_nowait_batch(self.progress.qsize())
+        except (Empty, Exception):  # noqa: BLE001 - progress is best effort
+            return
+        for index, done, encoded in items:
+            if index in running:
+                on_progress(index, Progress("", done, encoded, None, 0.0))
 
     def close(self) -> None:
         if self.started and self.ray.is_initialized():
