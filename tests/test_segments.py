@@ -343,7 +343,7 @@ def test_ray_worker_killed_mid_task_is_retried(tmp_path: Path, weights: Path) ->
         while killed is None and time.time() < deadline and proc.poll() is None:
             pids = _ray_task_pids()
             if pids:
-                time.sleep(1.0)  # inside the segment
+                time.sleep(0.3)  # inside the segment
                 if pids[0] in _ray_task_pids():
                     import os
 
@@ -402,3 +402,15 @@ def test_manifest_says_what_changed_and_nodes_check_shared_storage(tmp_path: Pat
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(Exception, match="damaged.*--restart"):
         mf.load(tmp_path / "manifest.json")
+
+
+def test_no_resume_with_workers_uses_its_own_temporary_folder(work: Path, clip: Path) -> None:
+    """``--no-resume --workers 2`` converts in segments in a temporary folder of its own, removed at the end, and
+    leaves the resumable work folder of the same target as it was."""
+    out = work / "nr.mkv"
+    run_convert(clip, out, keep_work=True, segment_seconds=0.5, **FAST)
+    kept = sorted((p.name, p.stat().st_mtime_ns) for p in work_path(out).iterdir())
+    s = run_convert(clip, out, resume=False, workers=2, threads=1, overwrite=True, segment_seconds=0.5, crf=20, **FAST)
+    assert (s.segments_total, s.segments_reused, s.segments_converted, s.workers) == (4, 0, 4, 2)
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in work_path(out).iterdir()) == kept
+    assert not [p for p in work.iterdir() if ".sdr2hdr-" in p.name]

@@ -18,7 +18,7 @@ def make_executor(c: Conversion) -> Any:
     if g.ray is not None:
         from sdr2hdr.segments.ray_tasks import RayExecutor
 
-        return RayExecutor(c.options, c.in_path, work_path(c.out_path))
+        return RayExecutor(c.options, c.in_path, c.work or work_path(c.out_path))
     from sdr2hdr.segments.workers import ProcessPool, worker_count
 
     n = worker_count(g.workers)

@@ -85,6 +85,7 @@ class Conversion:
     batch: int
     plan: list[Segment]
     progress: Callable[[Progress], None] | None = None
+    work: Path | None = None  # the work folder, once open (the executors' tasks write there)
 
 
 @dataclass
@@ -202,7 +203,8 @@ def _join_and_publish(c: Conversion, man: mf.Manifest, work: WorkDir, run: Segme
 def convert_segments(c: Conversion, make_executor: Callable[[], Any]) -> SegmentedRun:
     """Run the segmented conversion ``c`` (module doc) with the executor ``make_executor`` returns."""
     g = c.options.segments
-    with WorkDir(c.out_path) as work:
+    with WorkDir(c.out_path, temporary=not g.resume) as work:
+        c.work = work.path
         ok = False
         man: mf.Manifest | None = None  # None: the work folder is not ours to change (another conversion's)
         try:

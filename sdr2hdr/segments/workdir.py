@@ -19,16 +19,17 @@ from sdr2hdr import outfile
 from sdr2hdr.errors import OutputError
 
 
-def work_path(target: Path) -> Path:
-    """``.NAME.sdr2hdr`` beside ``target``."""
-    return target.parent / f".{target.name}.sdr2hdr"
+def work_path(target: Path, *, temporary: bool = False) -> Path:
+    """``.NAME.sdr2hdr`` beside ``target``; ``temporary`` (``--no-resume`` with workers): ``.NAME.sdr2hdr-PID``,
+    so a resumable work folder of the same target is left alone."""
+    return target.parent / (f".{target.name}.sdr2hdr-{os.getpid()}" if temporary else f".{target.name}.sdr2hdr")
 
 
 class WorkDir:
     """A locked work folder (see module doc); use as a context manager."""
 
-    def __init__(self, target: Path) -> None:
-        self.path = work_path(target)
+    def __init__(self, target: Path, *, temporary: bool = False) -> None:
+        self.path = work_path(target, temporary=temporary)
         self.target = target
         self.created = False
         self._fd: int | None = None
