@@ -146,7 +146,7 @@ def _segmented(in_path: Path, out_path: Path, info: VideoInfo, o: ConvertOptions
     from sdr2hdr.segments.executors import make_executor
     from sdr2hdr.segments.run import Conversion, convert_segments, plan_for
 
-    plan = plan_for(in_path, info, o)
+    plan = plan_for(in_path, info, o, out_path)
     if len(plan) < 2:
         return None
     c = Conversion(in_path, out_path, info, o, enc, prep, batch, plan, progress)

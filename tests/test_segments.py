@@ -237,10 +237,12 @@ def test_sigterm_keeps_finished_segments_one_line_no_partial_file(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.mp4", wd.name])
 
 
-def test_changed_option_model_or_input_refused_restart_starts_over(tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    """A kept work folder is reused by the same command (all segments), refused with one line when an option, the
-    model or the input changed, and ``--restart`` converts anew; ``--no-resume`` uses no work folder."""
+def test_changed_option_model_or_input_refused_restart_starts_over(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kept work folder is reused by the same command (all segments, its plan without scanning the input again),
+    refused with one line when an option, the model or the input changed, and ``--restart`` converts anew;
+    ``--no-resume`` uses no work folder."""
+    import sdr2hdr.segments.run as run_mod
     src = videos.make_clip(tmp_path / "in.mp4", n=40, size=(64, 48), options=KEYINT)
     out = tmp_path / "out.mkv"
     base = ["convert", src, out, "--preset", "ultrafast", "--segment-seconds", "0.5", "--keep-work", "--overwrite",
@@ -260,7 +262,9 @@ def test_changed_option_model_or_input_refused_restart_starts_over(tmp_path: Pat
 
     assert segments("--model", "bt2408-x2") == {"total": 4, "reused": 0, "converted": 4, "workers": 1}
     assert wd.is_dir() and len(list(wd.glob("seg-*.mp4"))) == 4
-    assert segments("--model", "bt2408-x2") == {"total": 4, "reused": 4, "converted": 0, "workers": 1}
+    with monkeypatch.context() as mp:
+        mp.setattr(run_mod, "scan", lambda *a: pytest.fail("the input was scanned again"))
+        assert segments("--model", "bt2408-x2") == {"total": 4, "reused": 4, "converted": 0, "workers": 1}
     assert "options changed: crf 16.0 -> 20.0" in refused("--model", "bt2408-x2", "--crf", "20")
     assert "the model changed (bt2408-x2 -> inverse-reinhard-x2)" in refused("--model", "inverse-reinhard-x2")
     videos.make_clip(src, n=40, size=(64, 48), options={"x264-params": "keyint=12:min-keyint=12:scenecut=0:crf=30"})
@@ -414,3 +418,18 @@ def test_no_resume_with_workers_uses_its_own_temporary_folder(work: Path, clip: 
     assert (s.segments_total, s.segments_reused, s.segments_converted, s.workers) == (4, 0, 4, 2)
     assert sorted((p.name, p.stat().st_mtime_ns) for p in work_path(out).iterdir()) == kept
     assert not [p for p in work.iterdir() if ".sdr2hdr-" in p.name]
+
+
+def test_work_folder_is_locked_while_in_use(tmp_path: Path) -> None:
+    """A second conversion into the same target is refused with one line while the first holds the work folder."""
+    from sdr2hdr.errors import OutputError
+    from sdr2hdr.segments.workdir import WorkDir
+
+    target = tmp_path / "out.mkv"
+    with WorkDir(target) as first:
+        with pytest.raises(OutputError, match="another sdr2hdr process is converting into"):
+            WorkDir(target).__enter__()
+        assert first.path.is_dir()
+    with WorkDir(target) as again:  # released
+        again.remove()
+    assert not work_path(target).exists()

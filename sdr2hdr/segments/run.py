@@ -38,7 +38,7 @@ from sdr2hdr.segments.encode import SegmentJob, SegmentResult
 from sdr2hdr.segments.join import join
 from sdr2hdr.segments.plan import Segment, make_plan, scan, single_reason
 from sdr2hdr.segments.progress import SegmentProgress
-from sdr2hdr.segments.workdir import WorkDir
+from sdr2hdr.segments.workdir import WorkDir, work_path
 from sdr2hdr.summary import Progress
 from sdr2hdr.video.probe import VideoInfo
 
@@ -46,11 +46,32 @@ if TYPE_CHECKING:
     from sdr2hdr.convert import Encoding
 
 
-def plan_for(in_path: Path, info: VideoInfo, o: ConvertOptions) -> list[Segment]:
-    """The segments of this conversion (one when the input cannot or need not be cut)."""
+def plan_for(in_path: Path, info: VideoInfo, o: ConvertOptions, out_path: Path) -> list[Segment]:
+    """The segments of this conversion (one when the input cannot or need not be cut).
+
+    A resumable work folder whose manifest was made from the same input (identity), time base and segment
+    length gives its plan back without scanning the input again (a film's packets: the whole file read).
+    """
     if single_reason(info, allow_truncated=o.allow_truncated) is not None:
         return [Segment(0, 0, info.frames_estimate or 0, None, None)]
-    return make_plan(scan(in_path, info.stream_index), info.time_base, o.segments.segment_seconds)
+    g = o.segments
+    cached = _cached_plan(work_path(out_path), in_path, str(info.time_base), g.segment_seconds) \
+        if g.resume and not g.restart else None
+    return cached or make_plan(scan(in_path, info.stream_index), info.time_base, g.segment_seconds)
+
+
+def _cached_plan(work: Path, in_path: Path, time_base: str, seconds: float) -> list[Segment] | None:
+    try:
+        old = mf.load(work / "manifest.json")
+    except Sdr2HdrError:
+        return None  # damaged: _reconcile says so
+    if old is None or old.time_base != time_base or old.options.get("segment_seconds") != seconds:
+        return None
+    new = mf.source_identity(in_path)
+    if any(old.source.get(k) != new[k] for k in ("size", "mtime_ns", "head_tail_sha256")):
+        return None
+    keys = ("index", "first_frame", "frames", "start_pts", "end_pts")
+    return [Segment(**{k: s[k] for k in keys}) for s in old.segments]
 
 
 def model_identity(prep: PreparedModel) -> dict[str, Any]:
