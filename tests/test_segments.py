@@ -433,3 +433,52 @@ def test_work_folder_is_locked_while_in_use(tmp_path: Path) -> None:
     with WorkDir(target) as again:  # released
         again.remove()
     assert not work_path(target).exists()
+
+
+def _children(pid: int) -> list[int]:
+    """PIDs of ``pid``'s child processes running Python's multiprocessing spawn (the workers)."""
+    kids = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if ppid == pid and b"spawn_main" in (p / "cmdline").read_bytes():
+                    kids.append(int(p.name))
+            except (OSError, ValueError, IndexError):
+                pass
+    return kids
+
+
+def test_a_killed_local_worker_is_one_line_and_the_rerun_resumes(tmp_path: Path, weights: Path) -> None:
+    """SIGKILL one of two worker processes once a segment is done: one line naming the dead worker, the finished
+    segments stay, and the same command again reuses them and completes."""
+    videos.make_clip(tmp_path / "in.mp4", n=120, size=(64, 48), options=KEYINT)  # 10 segments
+    args = ["convert", "in.mp4", "out.mkv", "--model", weights, "--preset", "ultrafast", "--segment-seconds", "0.5",
+            "--precision", "fp32", "--workers", "2", "--threads", "1", "-q"]
+    wd = work_path(tmp_path / "out.mkv")
+    proc = subprocess.Popen([sys.executable, "-m", "sdr2hdr", *map(str, args)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            m = _manifest(wd)
+            if m and any(s["status"] == "done" for s in m["segments"]):
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        kids = _children(proc.pid)
+        assert len(kids) == 2
+        import os
+
+        os.kill(kids[0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2 and err.count("\n") == 1 and "died (exit code -9)" in err, err
+    done = sum(s["status"] == "done" for s in _manifest(wd)["segments"])
+    assert 1 <= done < 10 and not [p for p in wd.iterdir() if ".partial-" in p.name]  # the dead one's removed too
+    r = _cli(*args, "--json", "-", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["segments"] == {"total": 10, "reused": done, "converted": 10 - done, "workers": 2}
+    assert len(videos.decode_hdr10_planes(tmp_path / "out.mkv")[0]) == 120

@@ -242,6 +242,7 @@ def convert_segments(c: Conversion, make_executor: Callable[[], Any]) -> Segment
                 converted = _phase(c, man, work, executor, signalled)
             finally:
                 executor.close()
+                work.clean_partials()  # every worker has stopped: what one killed was writing is dead
             run = _summary(c, man, signalled, passes)
             run.reused, run.converted, run.workers = reused, converted, executor.workers
             _join_and_publish(c, man, work, run)
