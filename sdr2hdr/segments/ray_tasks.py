@@ -135,8 +135,9 @@ class RayExecutor:
         quiet.setLevel(logging.ERROR)  # Ray's start-up notes (token authentication on) are not ours to print
         try:
             if self.started:
-                ray.init(address=address, num_cpus=None if address else os.cpu_count(), include_dashboard=False,
-                         log_to_driver=False, configure_logging=False)
+                # "local": a new Ray for this run even where another one runs on this machine
+                ray.init(address=address or "local", num_cpus=None if address else os.cpu_count(),
+                         include_dashboard=False, log_to_driver=False, configure_logging=False)
         except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; one line either way
             raise Sdr2HdrError(f"cannot start or reach Ray{f' at {address}' if address else ''}: {one_line(exc)}") \
                 from None
