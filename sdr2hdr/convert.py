@@ -140,11 +140,13 @@ class _Written:
 def _segmented(in_path: Path, out_path: Path, info: VideoInfo, o: ConvertOptions, enc: Encoding, prep: PreparedModel,
                batch: int, progress: Callable[[Progress], None] | None) -> _Written | None:
     """Convert in segments with a work folder (:mod:`sdr2hdr.segments`); None when it is one segment."""
-    g = o.segments
-    if not (g.resume or g.workers != 1 or g.ray is not None):
-        return None
     from sdr2hdr.segments.executors import make_executor
     from sdr2hdr.segments.run import Conversion, convert_segments, plan_for
+    from sdr2hdr.segments.workers import worker_count
+
+    g = o.segments
+    if not (g.resume or worker_count(g.workers) != 1 or g.ray is not None):
+        return None
 
     plan = plan_for(in_path, info, o, out_path)
     if len(plan) < 2:

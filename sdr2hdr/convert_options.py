@@ -87,8 +87,8 @@ class SegmentOptions:
     finished segments in the work folder ``.NAME.sdr2hdr/`` beside the output and reuse them when the
     same command runs again (False: no work folder unless workers need one, deleted at the end).
     ``restart``: discard a work folder made with another input, model or options. ``keep_work``:
-    keep the work folder after success. ``workers``: local worker processes, 0 = one per visible
-    CUDA device (1 without CUDA). ``threads``: torch threads per worker, 0 = torch's default.
+    keep the work folder after success. ``workers``: local worker processes, 0 (default) = one per
+    visible CUDA device (1 without CUDA: the conversion runs in this process). ``threads``: torch threads per worker, 0 = torch's default.
     ``ray``: None = no Ray; "" = start a local Ray cluster; else the address of an existing one.
     """
 
@@ -96,7 +96,7 @@ class SegmentOptions:
     resume: bool = True
     restart: bool = False
     keep_work: bool = False
-    workers: int = 1
+    workers: int = 0
     threads: int = 0
     ray: str | None = None
 

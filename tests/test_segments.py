@@ -174,7 +174,7 @@ def test_sigkill_then_rerun_reuses_finished_segments(tmp_path: Path, weights: Pa
     summary says how many), redoes the rest, and the output equals an uninterrupted run's, bit for bit (lossless)."""
     src = videos.make_clip(tmp_path / "in.mp4", n=72, size=(64, 48), audio=True, options=KEYINT)  # 6 segments
     args = ["convert", "in.mp4", "out.mkv", "--model", weights, "--preset", "ultrafast", "--x265-params", "lossless=1",
-            "--segment-seconds", "0.5", "--precision", "fp32", "-q"]
+            "--segment-seconds", "0.5", "--precision", "fp32", "--workers", "1", "-q"]
     wd = work_path(tmp_path / "out.mkv")
     proc = subprocess.Popen([sys.executable, "-m", "sdr2hdr", *map(str, args)], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -246,7 +246,7 @@ def test_changed_option_model_or_input_refused_restart_starts_over(tmp_path: Pat
     src = videos.make_clip(tmp_path / "in.mp4", n=40, size=(64, 48), options=KEYINT)
     out = tmp_path / "out.mkv"
     base = ["convert", src, out, "--preset", "ultrafast", "--segment-seconds", "0.5", "--keep-work", "--overwrite",
-            "--json", "-"]
+            "--workers", "1", "--json", "-"]
     wd = work_path(out)
 
     def segments(*extra: object) -> dict:

@@ -70,7 +70,8 @@ D = ConvertOptions()  # the defaults, in one place
 @click.option("--restart", is_flag=True, help="Discard the segments of an earlier, different conversion into OUTPUT.")
 @click.option("--keep-work", is_flag=True, help="Keep the work folder .OUTPUT.sdr2hdr/ after success.")
 @click.option("--workers", type=click.IntRange(min=0), default=D.segments.workers, show_default=True,
-              help="Local worker processes converting segments at once; 0 = one per visible CUDA device.")
+              help="Local worker processes converting segments at once; 0 = one per visible CUDA device "
+                   "(1 without CUDA).")
 @click.option("--threads", type=click.IntRange(min=0), default=D.segments.threads, show_default=True,
               help="torch threads per worker process (--workers, --ray); 0 = torch's default.")
 @click.option("--ray", "ray", metavar="[ADDRESS]", is_flag=False, flag_value="", default=D.segments.ray,
