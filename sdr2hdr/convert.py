@@ -18,6 +18,12 @@ stages concurrently (:mod:`sdr2hdr.passes`) so the model is never waiting on I/O
 
 (PyAV and torch release the GIL in decode / encode / kernels.)
 
+An input longer than ``--segment-seconds`` is converted as independent segments
+cut at its keyframes, kept in a work folder so that the same command resumes
+after a crash, optionally by several worker processes or Ray tasks, and then
+joined (:mod:`sdr2hdr.segments`); a shorter one, or ``--no-resume``, takes the
+one-pass path described here.
+
 MaxCLL / MaxFALL
 ----------------
 ``cll="unknown"`` (default) signals ``max-cll=0,0`` ("unknown" in
