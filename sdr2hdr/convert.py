@@ -62,7 +62,8 @@ from sdr2hdr.passes import PassResult, run_pass
 from sdr2hdr.summary import ConvertSummary, Progress
 from sdr2hdr.video import mkvcolour
 from sdr2hdr.video.probe import VideoInfo, probe
-from sdr2hdr.video.writer import HDR10Writer, output_format, x265_params
+from sdr2hdr.video.hdr10_params import x265_params
+from sdr2hdr.video.writer import HDR10Writer, output_format
 from sdr2hdr.video.x265 import check_encoder
 from sdr2hdr.zoo import DEFAULT_PEAK_NITS
 

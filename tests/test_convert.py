@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from tests import videos
+from sdr2hdr.summary import Progress
 from tests.helpers import run_convert
 from tests.videos import run_cli
 from sdr2hdr.models import JSInet

@@ -18,7 +18,7 @@ before it is renamed over the target, and sets on the first video track:
   in CTA-861.3, with ``--cll unknown``);
 * ``MasteringMetadata``: primaries and white point chromaticities and max / min
   luminance, from the same integers as the SEI
-  (:func:`sdr2hdr.video.writer.mastering_codes`); Matroska stores them as
+  (:func:`sdr2hdr.video.hdr10_params.mastering_codes`); Matroska stores them as
   floats, which round back to the SEI's 0.00002 / 0.0001 cd/m² units exactly.
 
 Layout. FFmpeg writes ``Chapters`` and ``Tags`` right after ``Tracks`` and
@@ -48,7 +48,7 @@ from pathlib import Path
 
 from sdr2hdr.color import tags
 from sdr2hdr.errors import OutputError
-from sdr2hdr.video.writer import mastering_codes
+from sdr2hdr.video.hdr10_params import mastering_codes
 
 #: Matroska codes written besides the light levels (ITU-T H.273 / Matroska ChromaSiting values).
 FIXED_PROPERTIES = (
