@@ -219,20 +219,21 @@ class HDR10Writer:
                 return
             self._pending = None
             pkt.stream = self._copy_map[pkt.stream_index]
-            try:
-                self.out.mux(pkt)
-            except av.error.FFmpegError as exc:
-                raise _failed("writing", self.path, exc) from None
+            self._mux(pkt)
+
+    def _mux(self, pkt: av.Packet) -> None:
+        """Mux one packet; a muxing failure (a full disk, most often) is a one-line error naming the file."""
+        try:
+            self.out.mux(pkt)
+        except av.error.FFmpegError as exc:
+            raise _failed("writing", self.path, exc) from None
 
     def _mux_covers(self) -> None:
         """The cover art packets (MP4), before the first other packet."""
         while self._kept.covers:
             stream, pkt = self._kept.covers.pop(0)
             pkt.stream = stream
-            try:
-                self.out.mux(pkt)
-            except av.error.FFmpegError as exc:
-                raise _failed("writing", self.path, exc) from None
+            self._mux(pkt)
 
     def _finish_copies(self) -> None:
         if self._src is not None:
@@ -277,10 +278,7 @@ class HDR10Writer:
         ts = pkt.dts if pkt.dts is not None else pkt.pts
         if ts is not None:
             self._mux_copies_until(float(ts * tb))
-        try:
-            self.out.mux(pkt)
-        except av.error.FFmpegError as exc:
-            raise _failed("writing", self.path, exc) from None
+        self._mux(pkt)
 
     @property
     def duration_seconds(self) -> float:
@@ -296,10 +294,7 @@ class HDR10Writer:
         self._mux_covers()
         if ts is not None:
             self._mux_copies_until(float(ts * self.tb))
-        try:
-            self.out.mux(pkt)
-        except av.error.FFmpegError as exc:
-            raise _failed("writing", self.path, exc) from None
+        self._mux(pkt)
 
     def close(self) -> None:
         """Flush the encoder, the rest of the copied streams, and the container trailer."""
