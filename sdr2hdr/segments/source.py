@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 
-import av
 
 from sdr2hdr.errors import InputError
 from sdr2hdr.segments.plan import Segment
@@ -26,25 +25,11 @@ from sdr2hdr.video.probe import VideoInfo
 from sdr2hdr.video.reader import FrameReader
 
 
-class _SeekingReader(FrameReader):
-    """A :class:`FrameReader` that starts decoding at ``seg``'s keyframe and stops after its end."""
-
-    def __init__(self, info: VideoInfo, seg: Segment, *, threads: int = 0) -> None:
-        if seg.first_frame and info.frames_declared:  # the truncation check counts this segment's frames only
-            info = replace(info, frames_declared=max(0, info.frames_declared - seg.first_frame))
-        super().__init__(info, allow_truncated=False, threads=threads)
-        self.seg = seg
-
-    def _decoded(self, container: av.container.InputContainer, stream: av.stream.Stream) -> Iterator[av.VideoFrame]:
-        start, end = self.seg.start_pts, self.seg.end_pts
-        if start is not None:
-            container.seek(start, stream=stream, backward=True, any_frame=False)
-        for frame in super()._decoded(container, stream):
-            if start is not None and frame.pts is not None and frame.pts < start:
-                continue  # a leading picture of the previous segment
-            yield frame
-            if end is not None and frame.pts is not None and frame.pts >= end:
-                return  # the next segment's first frame: only its timestamp was needed
+def _segment_reader(info: VideoInfo, seg: Segment, *, threads: int = 0) -> FrameReader:
+    """A :class:`FrameReader` over ``seg``: from its keyframe to the frame after its end."""
+    if seg.first_frame and info.frames_declared:  # the truncation check counts this segment's frames only
+        info = replace(info, frames_declared=max(0, info.frames_declared - seg.first_frame))
+    return FrameReader(info, allow_truncated=False, threads=threads, span=(seg.start_pts, seg.end_pts))
 
 
 class SegmentFrames:
@@ -59,7 +44,7 @@ class SegmentFrames:
 
     def __iter__(self) -> Iterator[fr.PlanarFrame]:
         seg = self.seg
-        reader = _SeekingReader(self.info, seg, threads=self.threads)
+        reader = _segment_reader(self.info, seg, threads=self.threads)
         frames = iter(reader)
         n = 0
         try:

@@ -42,7 +42,9 @@ checks are skipped. ``yuv420_bits`` (8 or 10) hands every frame on as 4:2:0
 Y'CbCr planes of that depth (swscale converts other layouts and depths,
 ``yuvj420p`` is kept with its full range), as the training data and ``eval``'s
 HDR10 reference hold them; without it frames keep the source's layout
-(``convert``).
+(``convert``). ``span=(start, end)`` (stream time base) decodes one keyframe-aligned
+segment: it seeks to ``start``, drops leading pictures before it, and stops after the frame at
+``end`` (:mod:`sdr2hdr.segments`).
 """
 
 from __future__ import annotations
@@ -84,8 +86,10 @@ class FrameReader:
     """Iterate over the decoded frames of ``info``'s video stream (single use)."""
 
     def __init__(self, info: VideoInfo, *, allow_truncated: bool = False, threads: int = 0,
-                 select: FramePick | None = None, yuv420_bits: int | None = None) -> None:
+                 select: FramePick | None = None, yuv420_bits: int | None = None,
+                 span: tuple[int | None, int | None] = (None, None)) -> None:
         self.info = info
+        self.span = span  # (start, end) pts in the stream's time base: seek to start's keyframe, stop after end
         self.allow_truncated = allow_truncated
         self.threads = threads
         self.select = select
@@ -106,6 +110,19 @@ class FrameReader:
             raise truncated_error(info.path, info.truncated_index)
 
     def _decoded(self, container: av.container.InputContainer, stream: av.stream.Stream) -> Iterator[av.VideoFrame]:
+        """The decoded frames of ``span``: seek to ``start`` (a keyframe's pts), skip what lies before it
+        (leading pictures), stop after the frame at ``end`` (the next span's first frame, read for its pts)."""
+        start, end = self.span
+        if start is not None:
+            container.seek(start, stream=stream, backward=True, any_frame=False)
+        for frame in self._all_decoded(container, stream):
+            if start is not None and frame.pts is not None and frame.pts < start:
+                continue
+            yield frame
+            if end is not None and frame.pts is not None and frame.pts >= end:
+                return
+
+    def _all_decoded(self, container: av.container.InputContainer, stream: av.stream.Stream) -> Iterator[av.VideoFrame]:
         """The decoded frames, through bwdif when deinterlacing (flushed even when decoding fails)."""
         if not self.info.deinterlace:
             for frame in container.decode(stream):
