@@ -157,6 +157,22 @@ def _manifest(work_dir: Path) -> dict | None:
         return None
 
 
+def _start_until_done(tmp_path: Path, args: list[object], wd: Path, segments: int) -> subprocess.Popen:
+    """Start ``sdr2hdr ARGS`` in ``tmp_path`` and return once its manifest shows ``segments`` done (still running)."""
+    proc = subprocess.Popen([sys.executable, "-m", "sdr2hdr", *map(str, args)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        m = _manifest(wd)
+        if m and sum(s["status"] == "done" for s in m["segments"]) >= segments:
+            return proc
+        if proc.poll() is not None:
+            raise AssertionError(proc.communicate())
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"no {segments} finished segments within 240 s")
+
+
 @pytest.fixture(scope="module")
 def weights(work: Path) -> Path:
     """A seeded random JSInet x2 (slow enough on CPU to be killed mid-conversion; tests only)."""
@@ -176,16 +192,8 @@ def test_sigkill_then_rerun_reuses_finished_segments(tmp_path: Path, weights: Pa
     args = ["convert", "in.mp4", "out.mkv", "--model", weights, "--preset", "ultrafast", "--x265-params", "lossless=1",
             "--segment-seconds", "0.5", "--precision", "fp32", "--workers", "1", "-q"]
     wd = work_path(tmp_path / "out.mkv")
-    proc = subprocess.Popen([sys.executable, "-m", "sdr2hdr", *map(str, args)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _start_until_done(tmp_path, args, wd, 2)
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            m = _manifest(wd)
-            if m and sum(s["status"] == "done" for s in m["segments"]) >= 2:
-                break
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
     finally:
@@ -456,16 +464,8 @@ def test_a_killed_local_worker_is_one_line_and_the_rerun_resumes(tmp_path: Path,
     args = ["convert", "in.mp4", "out.mkv", "--model", weights, "--preset", "ultrafast", "--segment-seconds", "0.5",
             "--precision", "fp32", "--workers", "2", "--threads", "1", "-q"]
     wd = work_path(tmp_path / "out.mkv")
-    proc = subprocess.Popen([sys.executable, "-m", "sdr2hdr", *map(str, args)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _start_until_done(tmp_path, args, wd, 1)
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            m = _manifest(wd)
-            if m and any(s["status"] == "done" for s in m["segments"]):
-                break
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.05)
         kids = _children(proc.pid)
         assert len(kids) == 2
         import os
