@@ -20,6 +20,8 @@ import shutil
 import stat
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -112,3 +114,14 @@ def discard(partial: Path | None) -> None:
         partial.unlink(missing_ok=True)
     except OSError:
         pass
+
+
+@contextmanager
+def partial_file(target: Path) -> Iterator[Path]:
+    """A new partial file beside ``target`` (:func:`partial_path`) for the body to write and rename into
+    place (:func:`commit`); deleted on the way out unless it was renamed away (an error, Ctrl-C, SIGTERM)."""
+    tmp = partial_path(target)
+    try:
+        yield tmp
+    finally:
+        discard(tmp)  # a no-op once renamed

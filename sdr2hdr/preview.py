@@ -243,20 +243,14 @@ def write_png(path: Path, rgb: np.ndarray) -> None:
     cc.width, cc.height, cc.pix_fmt = rgb.shape[1], rgb.shape[0], "rgb24"
     data = b"".join(bytes(p) for p in [*cc.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), "rgb24")),
                                       *cc.encode(None)])
-    tmp: Path | None = None
-    ok = False
     try:
-        tmp = outfile.partial_path(path)
-        tmp.write_bytes(data)
-        outfile.commit(tmp, path)
-        ok = True
+        with outfile.partial_file(path) as tmp:
+            tmp.write_bytes(data)
+            outfile.commit(tmp, path)
     except OSError as exc:
         if outfile.is_disk_full(exc):
             raise outfile.disk_full_error(path) from None
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if not ok:
-            outfile.discard(tmp)
 
 
 def _check_output(input_path: Path, output: Path) -> None:

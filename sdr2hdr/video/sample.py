@@ -211,20 +211,16 @@ def write_sample(
     if width < 16 or height < 16 or width % 2 or height % 2:
         raise OutputError(f"sample size must be even and at least 16x16, got {width}x{height}")
     n = max(1, round(seconds * fps))
-    tmp: Path | None = None
     try:
-        tmp = outfile.partial_path(path)
-        count = encode_sdr(
-            tmp, (render_frame(i / fps, width, height) for i in range(n)), fps=fps,
-            options={"crf": str(crf), "preset": "medium", "profile": "high"},
-            audio_seconds=n / fps if audio else None,
-        )
-        outfile.commit(tmp, path)
-    except OSError as exc:  # PyAV's av.error.OSError too
+        with outfile.partial_file(path) as tmp:
+            count = encode_sdr(
+                tmp, (render_frame(i / fps, width, height) for i in range(n)), fps=fps,
+                options={"crf": str(crf), "preset": "medium", "profile": "high"},
+                audio_seconds=n / fps if audio else None,
+            )
+            outfile.commit(tmp, path)
+    except OSError as exc:  # PyAV's av.error.OSError too; the partial file is gone by now
         if outfile.is_disk_full(exc):
-            outfile.discard(tmp)
             raise outfile.disk_full_error(path) from None
         raise
-    finally:
-        outfile.discard(tmp)
     return count
