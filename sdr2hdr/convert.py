@@ -51,12 +51,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sdr2hdr import memory, outfile
 from sdr2hdr.convert_options import CLL_MODES, ConvertOptions, EncodeOptions, MasteringOptions
 from sdr2hdr.errors import InputError, OutputError, Sdr2HdrError
 from sdr2hdr.inference.device import resolve_device
-from sdr2hdr.inference.prepare import PreparedModel, prepare_model
+from sdr2hdr.inference.prepare import PreparedModel, prepare_for
 from sdr2hdr.inference.tiling import TiledModel
 from sdr2hdr.passes import PassResult, run_pass
 from sdr2hdr.summary import ConvertSummary, Progress
@@ -66,6 +67,9 @@ from sdr2hdr.video.hdr10_params import x265_params
 from sdr2hdr.video.writer import HDR10Writer, output_format
 from sdr2hdr.video.x265 import check_encoder
 from sdr2hdr.zoo import DEFAULT_PEAK_NITS
+
+if TYPE_CHECKING:
+    import av
 
 __all__ = ["CLL_MODES", "ConvertOptions", "ConvertSummary", "Progress", "check_output", "convert", "resolve_device"]
 
@@ -127,12 +131,31 @@ class Encoding:
         except ValueError as exc:
             raise Sdr2HdrError(str(exc)) from None
 
-    def open_writer(self, path: Path, info: VideoInfo, scale: int, signalled: tuple[int, int]) -> HDR10Writer:
-        """The HDR10 writer of ``info`` x ``scale`` into ``path`` (called by the encode thread that owns it)."""
+    def open_writer(self, path: Path, info: VideoInfo, scale: int, signalled: tuple[int, int], *,
+                    segment: bool = False, template: av.stream.Stream | None = None) -> HDR10Writer:
+        """The HDR10 writer of ``info`` x ``scale`` into ``path`` (called by the thread that owns it).
+
+        ``segment``: a bare MP4 segment file (:mod:`sdr2hdr.segments.encode`: no copied streams, tags or
+        chapters); ``template``: packet mode, the segment joiner's (:mod:`sdr2hdr.segments.join`).
+        """
         e = self.encode
-        return HDR10Writer(path, fmt=self.fmt, info=info, width=info.width * scale, height=info.height * scale,
-                           crf=e.crf, preset=e.preset, params=self.params(signalled), copy_audio=e.copy_audio,
-                           copy_subtitles=e.copy_subtitles)
+        where = {"fmt": "mp4", "copy_audio": False, "copy_subtitles": False, "extras": False} if segment else {
+            "fmt": self.fmt, "copy_audio": e.copy_audio, "copy_subtitles": e.copy_subtitles}
+        return HDR10Writer(path, info=info, width=info.width * scale, height=info.height * scale, crf=e.crf,
+                           preset=e.preset, params=self.params(signalled), template=template, **where)
+
+    def write_container_colour(self, path: Path, signalled: tuple[int, int]) -> None:
+        """The HDR10 metadata in a finished Matroska file's ``Colour`` element too, when mkvpropedit is there."""
+        if self.container_colour:
+            m = self.mastering
+            mkvcolour.write_colour(path, mkvcolour.colour_properties(m.primaries, self.peak_nits, m.min_nits, signalled))
+
+    def light_level_warnings(self, res: PassResult, signalled: tuple[int, int]) -> list[str]:
+        """With ``--cll measure``: a warning when the frames written measure other light levels than were signalled."""
+        if self.mastering.cll != "measure" or (math.ceil(res.max_cll), math.ceil(res.max_fall)) == signalled:
+            return []
+        return [f"light levels of the encoding pass ({res.max_cll:.0f}/{res.max_fall:.0f}) differ from the measuring "
+                f"pass ({signalled[0]}/{signalled[1]}) that was signalled"]
 
 
 @dataclass
@@ -169,36 +192,21 @@ def _encode_file(info: VideoInfo, runner: TiledModel, out_path: Path, enc: Encod
 
     The writer lives and dies in the encode thread (:func:`sdr2hdr.passes.run_pass`); this thread never touches it.
     """
-    tmp: Path | None = None
-    ok = False
     cll = enc.mastering.cll
-    try:
-        tmp = outfile.partial_path(out_path)
+    with outfile.partial_file(out_path) as tmp:
         signalled, passes = (0, 0), 1
         if cll == "measure":
             first = run_pass(info, runner, batch=batch, open_writer=None, phase="measure", progress=progress,
                              allow_truncated=allow_truncated)
             signalled = (int(math.ceil(first.max_cll)), int(math.ceil(first.max_fall)))
             passes = 2
-        target = tmp
         res = run_pass(info, runner, batch=batch, phase="convert", progress=progress, allow_truncated=allow_truncated,
-                       open_writer=lambda: enc.open_writer(target, info, runner.scale, signalled))
-        if enc.container_colour:
-            mkvcolour.write_colour(tmp, mkvcolour.colour_properties(enc.mastering.primaries, enc.peak_nits,
-                                                                    enc.mastering.min_nits, signalled))
-        done = _Written(res, signalled, passes, list(res.warnings))
-        if cll == "measure" and (math.ceil(res.max_cll), math.ceil(res.max_fall)) != signalled:
-            done.warnings.append(
-                f"light levels of the encoding pass ({res.max_cll:.0f}/{res.max_fall:.0f}) differ from the measuring "
-                f"pass ({signalled[0]}/{signalled[1]}) that was signalled"
-            )
+                       open_writer=lambda: enc.open_writer(tmp, info, runner.scale, signalled))
+        enc.write_container_colour(tmp, signalled)
+        done = _Written(res, signalled, passes, list(res.warnings) + enc.light_level_warnings(res, signalled))
         done.warnings.extend(f"stream not copied: {d}" for d in res.dropped)
         outfile.commit(tmp, out_path)
-        ok = True
         return done
-    finally:
-        if not ok:
-            outfile.discard(tmp)
 
 
 def convert(
@@ -229,9 +237,7 @@ def convert(
     enc.params()  # reserved / dedicated / malformed keys: refused before anything is read
     info = probe(in_path, deinterlace=o.deinterlace, refuse_truncated=not o.allow_truncated)  # rotation, interlacing
     dev = resolve_device(o.device)
-    t = o.tiling
-    prep = prepare_model(o.model, scale=o.scale, gan=o.gan, device=dev, precision=o.precision, tile=t.tile,
-                         tile_pad=t.tile_pad)
+    prep = prepare_for(o, dev)
     enc.peak_nits = m.peak_nits if m.peak_nits is not None else prep.peak_nits
     runner, scale, warnings = prep.runner, prep.scale, list(prep.warnings)
     out_w, out_h = info.width * scale, info.height * scale
@@ -241,7 +247,7 @@ def convert(
         missing = mkvcolour.missing_tools()
         enc.container_colour = missing is None
         warnings += [missing] if missing else []
-    nbatch = t.batch_for(dev.type)
+    nbatch = o.tiling.batch_for(dev.type)
     try:
         w = _segmented(in_path, out_path, info, o, enc, prep, nbatch, progress) or _encode_file(
             info, runner, out_path, enc, batch=nbatch, progress=progress, allow_truncated=o.allow_truncated)

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sdr2hdr import memory
 from sdr2hdr.errors import Sdr2HdrError
@@ -44,6 +45,15 @@ from sdr2hdr.video.reader import FrameReader
 from sdr2hdr.video.writer import HDR10Writer
 
 _END = object()
+
+
+class FrameSource(Protocol):
+    """Decoded frames in presentation order (:class:`~sdr2hdr.video.reader.FrameReader`, or one segment's
+    :class:`~sdr2hdr.segments.source.SegmentFrames`), and what decoding them noticed (complete once iterated)."""
+
+    warnings: list[str]
+
+    def __iter__(self) -> Iterator[fr.PlanarFrame]: ...
 
 
 class _Failure:
@@ -163,7 +173,7 @@ def run_pass(
     phase: str,
     progress: Callable[[Progress], None] | None,
     allow_truncated: bool,
-    frames: Iterable[fr.PlanarFrame] | None = None,
+    frames: FrameSource | None = None,
     total: int | None = None,
 ) -> PassResult:
     """Decode, run and (with ``open_writer``) encode every frame of ``info``; light levels are always measured.
@@ -225,7 +235,7 @@ def run_pass(
                 enc_thread.join(timeout=0.25)
                 report()
             check_encoder()
-        result.warnings = list(getattr(reader, "warnings", []))
+        result.warnings = list(reader.warnings)
         report()
         return result
     finally:

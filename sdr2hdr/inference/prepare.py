@@ -9,12 +9,16 @@ least the model's receptive field.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from sdr2hdr.errors import Sdr2HdrError
 from sdr2hdr.inference.tiling import TiledModel, receptive_field
+
+if TYPE_CHECKING:
+    from sdr2hdr.convert_options import ConvertOptions
 
 
 @dataclass
@@ -67,3 +71,10 @@ def prepare_model(model: str | nn.Module | None, *, scale: int | None = None, ga
         tile = rf
     runner = TiledModel(net, scale=own_scale, tile=tile, pad=tile_pad, device=device, precision=precision)
     return PreparedModel(runner, name, sha, peak, own_scale, warnings)
+
+
+def prepare_for(o: ConvertOptions, device: torch.device) -> PreparedModel:
+    """:func:`prepare_model` with a conversion's options: what ``convert`` and every segment worker load."""
+    t = o.tiling
+    return prepare_model(o.model, scale=o.scale, gan=o.gan, device=device, precision=o.precision, tile=t.tile,
+                         tile_pad=t.tile_pad)

@@ -28,7 +28,6 @@ from sdr2hdr.segments.plan import Segment
 from sdr2hdr.segments.source import SegmentFrames
 from sdr2hdr.summary import Progress
 from sdr2hdr.video.probe import VideoInfo
-from sdr2hdr.video.writer import HDR10Writer
 
 if TYPE_CHECKING:
     from sdr2hdr.convert import Encoding
@@ -77,13 +76,6 @@ class SegmentResult:
                 "warnings": self.warnings}
 
 
-def _writer(job: SegmentJob, path: Path, signalled: tuple[int, int]) -> HDR10Writer:
-    e, info = job.encoding.encode, job.info
-    return HDR10Writer(path, fmt="mp4", info=info, width=info.width * job.scale, height=info.height * job.scale,
-                       crf=e.crf, preset=e.preset, params=job.encoding.params(signalled), copy_audio=False,
-                       copy_subtitles=False, extras=False)
-
-
 def run_segment(job: SegmentJob, runner: TiledModel, progress: Callable[[Progress], None] | None = None) -> SegmentResult:
     """Measure or encode ``job``'s segment with ``runner`` (module doc)."""
     seg: Segment = job.segment
@@ -93,20 +85,14 @@ def run_segment(job: SegmentJob, runner: TiledModel, progress: Callable[[Progres
                        allow_truncated=False, frames=frames, total=seg.frames)
         return SegmentResult(seg.index, "measured", res.frames, res.max_cll, res.max_fall, warnings=res.warnings)
     target = job.work / segment_file(seg.index)
-    tmp = outfile.partial_path(target)
-    ok = False
-    try:
+    with outfile.partial_file(target) as tmp:
         signalled = job.signalled
         res = run_pass(job.info, runner, batch=job.batch, phase="convert", progress=progress, allow_truncated=False,
-                       open_writer=lambda: _writer(job, tmp, signalled), frames=frames, total=seg.frames)
+                       open_writer=lambda: job.encoding.open_writer(tmp, job.info, job.scale, signalled, segment=True), frames=frames, total=seg.frames)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         digest = file_sha256(tmp)
         os.replace(tmp, target)
         fsync_dir(job.work)
-        ok = True
         return SegmentResult(seg.index, "done", res.frames, res.max_cll, res.max_fall, res.video_seconds,
                              frames.end_pts, target.name, digest, res.warnings)
-    finally:
-        if not ok:
-            outfile.discard(tmp)

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING
 import av
 
 from sdr2hdr.errors import OutputError, one_line
-from sdr2hdr.video import mkvcolour
 from sdr2hdr.video.probe import VideoInfo
 from sdr2hdr.video.writer import HDR10Writer
 
@@ -88,12 +87,9 @@ def join(files: list[Path], ends: list[int], target: Path, enc: Encoding, info: 
          signalled: tuple[int, int]) -> Joined:
     """Write ``files`` (finished segments, in order) into ``target`` as ``enc.fmt`` (module doc); ``ends``: each
     segment's last timestamp + duration in the input's time base."""
-    e = enc.encode
     done = Joined()
     with _open(files[0]) as first:
-        writer = HDR10Writer(target, fmt=enc.fmt, info=info, width=info.width * scale, height=info.height * scale,
-                             crf=e.crf, preset=e.preset, params=enc.params(signalled), copy_audio=e.copy_audio,
-                             copy_subtitles=e.copy_subtitles, template=first.streams.video[0])
+        writer = enc.open_writer(target, info, scale, signalled, template=first.streams.video[0])
     try:
         last_dts: int | None = None
         for path, end in zip(files, ends):
@@ -104,7 +100,5 @@ def join(files: list[Path], ends: list[int], target: Path, enc: Encoding, info: 
         writer.abort()
     done.video_seconds = writer.duration_seconds
     done.copied, done.dropped = list(writer.report.copied), list(writer.report.dropped)
-    if enc.container_colour:
-        m = enc.mastering
-        mkvcolour.write_colour(target, mkvcolour.colour_properties(m.primaries, enc.peak_nits, m.min_nits, signalled))
+    enc.write_container_colour(target, signalled)
     return done

@@ -21,9 +21,10 @@ decoding), and a first keyframe that is not the first frame of the plan.
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -47,6 +48,11 @@ class Segment:
 
     def to_json(self) -> dict[str, int | None]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Segment:
+        """The segment of a manifest entry (:meth:`to_json`'s keys; the entry's other keys are ignored)."""
+        return cls(**{f.name: doc[f.name] for f in fields(cls)})
 
 
 @dataclass(frozen=True)

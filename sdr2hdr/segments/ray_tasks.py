@@ -45,17 +45,12 @@ def ray_segment(o: ConvertOptions, job: SegmentJob, progress: Any = None) -> Seg
     ``ray.util.queue.Queue`` that gets ``(segment, frames done, frames encoded)`` at most every 0.5 s."""
     import time
 
-    import torch
-
-    from sdr2hdr.segments.workers import load_runner
+    from sdr2hdr.segments.workers import load_runner, worker_device
 
     key = repr(o)
     if key not in _RUNNERS:
-        if o.segments.threads:
-            torch.set_num_threads(o.segments.threads)
-        device = "cuda" if torch.cuda.is_available() and o.device in ("auto", "cuda") else o.device
         _RUNNERS.clear()
-        _RUNNERS[key] = load_runner(o, device)
+        _RUNNERS[key] = load_runner(o, worker_device(0, o.device))  # Ray shows a task its one GPU as cuda:0
     last = [0.0]
 
     def report(p: Progress) -> None:

@@ -70,8 +70,7 @@ def _cached_plan(work: Path, in_path: Path, time_base: str, seconds: float) -> l
     new = mf.source_identity(in_path)
     if any(old.source.get(k) != new[k] for k in ("size", "mtime_ns", "head_tail_sha256")):
         return None
-    keys = ("index", "first_frame", "frames", "start_pts", "end_pts")
-    return [Segment(**{k: s[k] for k in keys}) for s in old.segments]
+    return [Segment.from_json(s) for s in old.segments]
 
 
 def model_identity(prep: PreparedModel) -> dict[str, Any]:
@@ -150,8 +149,7 @@ def _reconcile(work: WorkDir, new: mf.Manifest, restart: bool) -> mf.Manifest:
 
 def _jobs(c: Conversion, man: mf.Manifest, work: WorkDir, todo: list[dict[str, Any]],
           signalled: tuple[int, int] | None) -> list[SegmentJob]:
-    keys = ("index", "first_frame", "frames", "start_pts", "end_pts")
-    return [SegmentJob(c.info, Segment(**{k: s[k] for k in keys}), work.path, c.enc, c.prep.scale, c.batch, signalled,
+    return [SegmentJob(c.info, Segment.from_json(s), work.path, c.enc, c.prep.scale, c.batch, signalled,
                        c.options.segments.threads) for s in todo]
 
 
@@ -195,17 +193,12 @@ def _summary(c: Conversion, man: mf.Manifest, signalled: tuple[int, int], passes
     warnings: list[str] = []
     for s in man.segments:
         warnings += [w for w in s["warnings"] if w not in warnings]
-    if c.enc.mastering.cll == "measure" and (math.ceil(res.max_cll), math.ceil(res.max_fall)) != signalled:
-        warnings.append(f"light levels of the encoding pass ({res.max_cll:.0f}/{res.max_fall:.0f}) differ from the "
-                        f"measuring pass ({signalled[0]}/{signalled[1]}) that was signalled")
+    warnings += c.enc.light_level_warnings(res, signalled)
     return SegmentedRun(res, signalled, passes, warnings, total=len(man.segments))
 
 
 def _join_and_publish(c: Conversion, man: mf.Manifest, work: WorkDir, run: SegmentedRun) -> None:
-    tmp: Path | None = None
-    ok = False
-    try:
-        tmp = outfile.partial_path(c.out_path)
+    with outfile.partial_file(c.out_path) as tmp:
         files = [work.path / s["file"] for s in man.segments]
         joined = join(files, [s["end"] for s in man.segments], tmp, c.enc, c.info, c.prep.scale, run.signalled)
         if joined.packets != run.result.frames:
@@ -215,10 +208,6 @@ def _join_and_publish(c: Conversion, man: mf.Manifest, work: WorkDir, run: Segme
         run.result.copied, run.result.dropped = joined.copied, joined.dropped
         run.warnings.extend(f"stream not copied: {d}" for d in joined.dropped)
         outfile.commit(tmp, c.out_path)
-        ok = True
-    finally:
-        if not ok:
-            outfile.discard(tmp)
 
 
 def convert_segments(c: Conversion, make_executor: Callable[[], Any]) -> SegmentedRun:

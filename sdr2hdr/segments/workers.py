@@ -50,13 +50,16 @@ def worker_device(k: int, device: str) -> str:
 
 
 def load_runner(o: ConvertOptions, device: str) -> Any:
-    """The tiled model of ``o`` on ``device`` (what ``convert`` loads), in a worker."""
-    from sdr2hdr.inference.device import resolve_device
-    from sdr2hdr.inference.prepare import prepare_model
+    """The tiled model of ``o`` on ``device`` (what ``convert`` loads), in a worker, with ``--threads`` torch
+    threads when given."""
+    import torch
 
-    t = o.tiling
-    return prepare_model(o.model, scale=o.scale, gan=o.gan, device=resolve_device(device), precision=o.precision,
-                         tile=t.tile, tile_pad=t.tile_pad).runner
+    from sdr2hdr.inference.device import resolve_device
+    from sdr2hdr.inference.prepare import prepare_for
+
+    if o.segments.threads:
+        torch.set_num_threads(o.segments.threads)
+    return prepare_for(o, resolve_device(device)).runner
 
 
 def _worker(k: int, o: ConvertOptions, device: str, jobs: Any, results: Any) -> None:
@@ -67,10 +70,6 @@ def _worker(k: int, o: ConvertOptions, device: str, jobs: Any, results: Any) -> 
     with signals_as_exceptions((int(signal.SIGTERM),)):
         job: SegmentJob | None = None
         try:
-            if o.segments.threads:
-                import torch
-
-                torch.set_num_threads(o.segments.threads)
             runner = load_runner(o, device)
             while (job := jobs.get()) is not None:
                 index = job.segment.index
