@@ -467,3 +467,22 @@ def test_json_folder_checked_first(tmp_path: Path, clip: Path, capsys: pytest.Ca
                             "--json", tmp_path / "no" / "s.json"], capsys)
     assert code == 2 and "--json" in one_error_line(err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_partial_file_is_renamed_on_success_and_deleted_otherwise(tmp_path: Path) -> None:
+    """``outfile.partial_file``, the one way every output is written: nothing is left beside the target
+    after an error, and a committed file is the target, with the old target replaced only then."""
+    from sdr2hdr import outfile
+
+    target = tmp_path / "out.mkv"
+    target.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt):
+        with outfile.partial_file(target) as tmp:
+            assert tmp.parent == tmp_path and tmp.name.startswith(".out.mkv.partial-") and tmp.is_file()
+            tmp.write_bytes(b"half")
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"] and target.read_bytes() == b"old"
+    with outfile.partial_file(target) as tmp:
+        tmp.write_bytes(b"new")
+        outfile.commit(tmp, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"] and target.read_bytes() == b"new"
