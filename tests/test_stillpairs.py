@@ -149,3 +149,19 @@ def test_real_share_sets_the_share_of_patches_from_real_pairs(tmp_path: Path, sh
     real = [bool(ds[g][0].any()) for g in range(400)]  # the pairs' SDR is never all zero
     assert abs(np.mean(real) - expected) < 0.06
     assert ds.epoch_size == 4 * len(NAMES) * 3 * 4  # an epoch is still counted in patches, whatever the mix
+
+
+@pytest.mark.parametrize("weights", ["patches", "equal"])
+def test_scene_weights_equal_draws_each_scene_alike_whatever_its_size(tmp_path: Path, weights: str) -> None:
+    _write_pairs(tmp_path / "big", h=64, w=96)  # 4 x 6 patches of 16 each
+    _write_pairs(tmp_path / "small", h=16, w=16)  # 1 patch each
+    paths = [tmp_path / "big" / n for n in NAMES[:2]] + [tmp_path / "small" / n for n in NAMES[2:]]
+    pairs = StillPairSource(paths)
+    ds = TrainPatches([pairs, _Synthetic()], scale=2, seed=0, hr_patch=16, real_share=0.5, scene_weights=weights)
+    draws = [ds[g][0] for g in range(1200)]
+    real = [d for d in draws if d.any()]  # the synthetic stand-in is all zero
+    small = np.mean([int(d.max()) - int(d.min()) > 110 for d in real])  # a 16-wide scene spans its whole gradient
+    assert abs(len(real) / len(draws) - 0.5) < 0.05  # the real share holds either way
+    assert abs(small - (0.5 if weights == "equal" else 2 / 50)) < 0.06
+    with pytest.raises(ValueError, match="scene_weights"):
+        TrainPatches([pairs], scale=2, seed=0, hr_patch=16, scene_weights="area")

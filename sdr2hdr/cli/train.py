@@ -64,6 +64,9 @@ def _degradation_default(name: str) -> Any:
               help="Hold out this scene (file stem or pair folder name) besides the hash rule (repeatable).")
 @click.option("--real-share", type=click.FloatRange(0, 1), default=None,
               help="Share of training patches drawn from real SDR/HDR pairs when synthesised scenes are trained too.  [default: by patch count]")
+@click.option("--scene-weights", type=click.Choice(["patches", "equal"]), default=D("scene_weights"), show_default=True,
+              help="How often each training scene is drawn: by its patch count, or each scene of a kind (real pairs, "
+                   "synthesised) alike, so small scenes (a 384x512 phone photo) are not drowned by large ones.")
 @click.option("--val-patches", type=click.IntRange(min=0), default=D("val_patches"), show_default=True, help="Validation patches from held-out scenes.")
 @click.option("--val-interval", type=click.IntRange(min=1), default=D("val_interval"), show_default=True, help="Validate every N steps.")
 @click.option("--ckpt-interval", type=click.IntRange(min=1), default=D("ckpt_interval"), show_default=True, help="Checkpoint every N steps.")

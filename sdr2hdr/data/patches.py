@@ -37,17 +37,25 @@ def _pick(sources: Sequence[Source], cum: np.ndarray, table: list[tuple[int, int
 class _Sampler:
     """Scene table and cumulative sampling weights.
 
-    Scenes are drawn in proportion to their patch count; with ``real_share``
+    Scenes are drawn in proportion to their patch count (``scene_weights``
+    "patches") or, with "equal", each scene of a kind (real pairs, synthesised)
+    alike, with the kinds keeping their patch-count shares; with ``real_share``
     (0..1) the real pairs' weights are scaled so that this share of patches
     comes from them (when both real and synthesised scenes are present).
     """
 
-    def __init__(self, sources: Sequence[Source], hr: int, real_share: float | None = None) -> None:
+    def __init__(self, sources: Sequence[Source], hr: int, real_share: float | None = None, scene_weights: str = "patches") -> None:
+        if scene_weights not in ("patches", "equal"):
+            raise ValueError(f"scene_weights must be 'patches' or 'equal', not {scene_weights!r}")
         self.sources = list(sources)
         self.table = [(si, i) for si, s in enumerate(self.sources) for i in range(len(s.names))]
         w = np.array([self.sources[si].weight(i, hr) for si, i in self.table], dtype=np.float64)
         self.epoch_size = int(w.sum())
         real = np.array([self.sources[si].real for si, _ in self.table], dtype=bool)
+        if scene_weights == "equal":
+            for kind in (real, ~real):
+                if kind.any():
+                    w = np.where(kind, w[kind].sum() / kind.sum(), w)
         if real_share is not None and real.any() and (~real).any():
             w = np.where(real, w * real_share / w[real].sum(), w * (1.0 - real_share) / w[~real].sum())
         self.cum = np.cumsum(w)
@@ -58,7 +66,8 @@ class TrainPatches(Dataset):
 
     ``stream`` separates the sample sequences of the two training stages;
     ``real_share`` is the share of patches drawn from real SDR/HDR pairs
-    (default: in proportion to their patch count).
+    (default: in proportion to their patch count); ``scene_weights`` "equal"
+    draws each scene of a kind alike instead of by its patch count.
 
     Returns ``(sdr uint8 3 x hr/s x hr/s, hdr int16 3 x hr x hr)`` as torch tensors.
     When the only source is the authors' .mat file, items follow a seeded
@@ -68,12 +77,13 @@ class TrainPatches(Dataset):
     def __init__(
         self, sources: Sequence[Source], *, scale: int, seed: int, hr_patch: int = 160,
         degradation: Degradation = Degradation(), stream: int = 0, real_share: float | None = None,
+        scene_weights: str = "patches",
     ) -> None:
         if hr_patch % (2 * scale):
             raise ValueError(f"HR patch {hr_patch} must be a multiple of 2 x scale = {2 * scale}")
         self.sources = list(sources)
         self.scale, self.seed, self.hr, self.deg, self.stream = scale, int(seed), hr_patch, degradation, int(stream)
-        self._s = _Sampler(self.sources, hr_patch, real_share)
+        self._s = _Sampler(self.sources, hr_patch, real_share, scene_weights)
         self._mat = self.sources[0] if len(self.sources) == 1 and isinstance(self.sources[0], MatSource) else None
         self._perm: tuple[int, np.ndarray] | None = None
 
