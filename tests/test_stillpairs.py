@@ -165,3 +165,30 @@ def test_scene_weights_equal_draws_each_scene_alike_whatever_its_size(tmp_path: 
     assert abs(small - (0.5 if weights == "equal" else 2 / 50)) < 0.06
     with pytest.raises(ValueError, match="scene_weights"):
         TrainPatches([pairs], scale=2, seed=0, hr_patch=16, scene_weights="area")
+
+
+def _write_grey_pair(d: Path, gain: float, lo: float = 0.02) -> None:
+    """A grey ramp whose HDR is ``gain`` x its BT.2408 light, highlights (SDR light > 0.7) x3 more."""
+    d.mkdir(parents=True)
+    code = np.round(np.linspace(255 * lo**(1 / 2.4), 255, 64)).astype(np.uint8)
+    rgb8 = np.repeat(np.repeat(code[None, :, None], 32, 0), 3, 2)
+    light = color.srgb_eotf(torch.from_numpy(rgb8.astype(np.float32) / 255)).numpy()
+    hdr = light * 203.0 * gain * np.where(light > 0.7, 3.0, 1.0)
+    write_png(d / "sdr.png", rgb8)
+    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
+                 {"RGB": hdr.astype(np.float32)}).write(str(d / "hdr.exr"))
+
+
+def test_pair_exposure_anchors_training_shadows_at_bt2408_and_keeps_the_highlight_expansion(tmp_path: Path) -> None:
+    for name, gain, lo in [("bright", 1.75, 0.02), ("asis", 1.0, 0.02), ("noshadow", 2.4, 0.15), ("held", 1.6, 0.02)]:
+        _write_grey_pair(tmp_path / "pairs" / name, gain, lo)
+    spec = collect_sources([tmp_path / "pairs"], 2, hr_patch=16, heldout=["held"], heldout_fraction=0.0)
+    (train,), (val,) = spec.train, spec.val
+    before = [h.astype(np.float32).copy() for h in train.hdr]
+    gains = spec.anchor_pair_exposure()
+    assert gains.keys() == {"bright", "asis", "noshadow"}  # the held-out pair is not touched
+    assert gains["bright"] == pytest.approx(1.75, rel=0.01) and gains["asis"] == pytest.approx(1.0, rel=0.01)
+    assert gains["noshadow"] == pytest.approx(2.4, rel=0.01)  # no shadows: the mid-tone band decides
+    for name, b, h in zip(train.names, before, train.hdr):
+        assert np.allclose(h.astype(np.float32) * gains[name], b, rtol=2e-3)  # one gain per picture: highlights keep their x3
+    assert StillPairSource.__name__ in type(val).__name__ and float(val.hdr[0].max()) == pytest.approx(255 / 255 * 203 * 1.6 * 3, rel=1e-3)

@@ -67,6 +67,9 @@ def _degradation_default(name: str) -> Any:
 @click.option("--scene-weights", type=click.Choice(["patches", "equal"]), default=D("scene_weights"), show_default=True,
               help="How often each training scene is drawn: by its patch count, or each scene of a kind (real pairs, "
                    "synthesised) alike, so small scenes (a 384x512 phone photo) are not drowned by large ones.")
+@click.option("--pair-exposure", type=click.Choice(["as-is", "bt2408"]), default=D("pair_exposure"), show_default=True,
+              help="Real training pairs' HDR as the camera made it, or rescaled so their shadows sit at the BT.2408 level "
+                   "(a few cameras brighten the whole picture; held-out pairs always stay as made).")
 @click.option("--val-patches", type=click.IntRange(min=0), default=D("val_patches"), show_default=True, help="Validation patches from held-out scenes.")
 @click.option("--val-interval", type=click.IntRange(min=1), default=D("val_interval"), show_default=True, help="Validate every N steps.")
 @click.option("--ckpt-interval", type=click.IntRange(min=1), default=D("ckpt_interval"), show_default=True, help="Checkpoint every N steps.")

@@ -47,6 +47,16 @@ class DataSpec:
     val: list[Source]
     heldout: list[str]
     files: list[Path]
+    #: Gains divided out of training pairs' HDR by :meth:`anchor_pair_exposure` (scene -> gain).
+    pair_gains: dict[str, float] = field(default_factory=dict)
+
+    def anchor_pair_exposure(self) -> dict[str, float]:
+        """Put every training photo pair's shadows at their BT.2408 level
+        (:meth:`~sdr2hdr.data.stillpairs.StillPairSource.anchor_exposure`); held-out pairs stay as made."""
+        for src in self.train:
+            if isinstance(src, StillPairSource):
+                self.pair_gains.update(src.anchor_exposure())
+        return self.pair_gains
 
     def describe(self) -> str:
         """One line: the training sources and the held-out scenes."""

@@ -41,7 +41,7 @@ from sdr2hdr.data.exr import read_exr
 from sdr2hdr.data.sources import Source, _codes, _crop_flip_rng, _flip, single_thread
 from sdr2hdr.errors import InputError, one_line
 
-__all__ = ["SDR_FILE", "HDR_FILE", "is_pair_dir", "read_png_rgb", "StillPairSource", "still_pair_frame"]
+__all__ = ["SDR_FILE", "HDR_FILE", "GAIN_BANDS", "is_pair_dir", "read_png_rgb", "shadow_gain", "StillPairSource", "still_pair_frame"]
 
 SDR_FILE = "sdr.png"
 HDR_FILE = "hdr.exr"
@@ -93,6 +93,23 @@ class StillPairSource(Source):
             self.sdr.append(s)
             self.hdr.append(h)
 
+    def anchor_exposure(self) -> dict[str, float]:
+        """Rescale each HDR rendition so that its shadows sit at the BT.2408 level of its SDR; returns the gains divided out.
+
+        Most camera pairs (10 of the 13 in ``../shared/data/pairs``, all held-out ones among them) put
+        SDR shadows at 1.00-1.01x their BT.2408 light (diffuse white at 203 cd/m²), as the pairs'
+        README says they do, and expand only mid-tones and highlights; a few lift the whole picture
+        (1.35-2.4x in the shadows: a global brightness choice, not an inverse tone map). Dividing
+        that gain out keeps every pair's highlight expansion and makes the exposure convention the
+        one the synthesised pairs and the HDR10 output use. For training only: test truth stays as made.
+        """
+        gains = {}
+        for i, name in enumerate(self.names):
+            g = shadow_gain(self.sdr[i], self.hdr[i])
+            self.hdr[i] = (self.hdr[i].astype(np.float32) / g).astype(self.hdr[i].dtype)
+            gains[name] = g
+        return gains
+
     def weight(self, i: int, hr: int) -> float:
         h, w = self.sdr[i].shape[:2]
         return max(1, h // hr) * max(1, w // hr)
@@ -111,6 +128,27 @@ class StillPairSource(Source):
         p = degrade.draw_params(rng, deg)
         sdr, hdr = _pair(self.sdr[i][y0 : y0 + hr, x0 : x0 + hr], self.hdr[i][y0 : y0 + hr, x0 : x0 + hr], scale, deg, p.kernel, p.crf)
         return _codes(_flip(sdr, fh, fv), _flip(hdr, fh, fv))
+
+
+#: SDR light bands (luminance, SDR white = 1) tried in turn for :func:`shadow_gain`: shadows first.
+GAIN_BANDS = ((0.02, 0.1), (0.1, 0.3), (0.3, 0.7))
+
+
+def shadow_gain(sdr8: np.ndarray, hdr: np.ndarray, min_share: float = 0.01) -> float:
+    """How much brighter than BT.2408 a pair's HDR shows its SDR shadows: the median of
+    ``Y_hdr / (203 cd/m² * Y_sdr)`` over the pixels of the first band of :data:`GAIN_BANDS`
+    that holds ``min_share`` of them (1.0 where none does).
+
+    ``sdr8``: ``h x w x 3`` uint8 sRGB R'G'B' (BT.709); ``hdr``: linear BT.2020 RGB in cd/m².
+    """
+    with single_thread():
+        y_sdr = color.srgb_eotf(torch.from_numpy(sdr8.astype(np.float32) / 255.0)).numpy() @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+        y_hdr = hdr.astype(np.float32) @ np.array([0.2627, 0.6780, 0.0593], np.float32)
+    for lo, hi in GAIN_BANDS:
+        m = (y_sdr >= lo) & (y_sdr < hi)
+        if m.mean() >= min_share:
+            return float(np.median(y_hdr[m] / (color.HDR_REFERENCE_WHITE * y_sdr[m])))
+    return 1.0
 
 
 def _pair(sdr8: np.ndarray, hdr: np.ndarray, scale: int, deg: Degradation, kernel: str, crf: int | None) -> tuple[torch.Tensor, torch.Tensor]:

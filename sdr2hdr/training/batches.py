@@ -24,6 +24,8 @@ def datasets(cfg: TrainConfig, main: bool) -> tuple[Any, dict[str, Any], Any]:
 
     spec = collect_sources(cfg.data, cfg.scale, hr_patch=cfg.hr_patch, max_video_frames=cfg.max_video_frames,
                            heldout_fraction=cfg.heldout_fraction, heldout=cfg.heldout)
+    if cfg.pair_exposure == "bt2408":
+        spec.anchor_pair_exposure()
     trainset = {
         st: TrainPatches(spec.train, scale=cfg.scale, seed=cfg.seed, hr_patch=cfg.hr_patch, degradation=cfg.degradation,  # type: ignore[arg-type]
                          stream=i, real_share=cfg.real_share, scene_weights=cfg.scene_weights or "patches")

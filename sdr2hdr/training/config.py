@@ -64,6 +64,7 @@ class TrainConfig:
     init: str | None = None  # starting weights: stage 1 (warm restart), or stage 2 when stage is "jsigan"
     heldout: list[str] = field(default_factory=list)  # scenes held out besides the hash rule
     real_share: float | None = None  # share of patches from real SDR/HDR pairs; None: by patch count
+    pair_exposure: str | None = _run_option("as-is")  # real pairs' HDR: "as-is" or "bt2408" (shadows anchored, StillPairSource)
     scene_weights: str | None = _run_option("patches")  # "patches": scenes drawn by patch count; "equal": each scene alike
     val_patches: int = 500
     val_interval: int = 1000
@@ -85,7 +86,7 @@ class TrainConfig:
 
     #: Options that define the run: a resumed run takes them from the checkpoint.
     RUN_KEYS = ("stage", "scale", "steps", "epochs", "gan_steps", "gan_epochs", "batch_size", "seed", "hr_patch", "heldout_fraction",
-                "schedule", "precision", "real_share", "loss", "scene_weights")
+                "schedule", "precision", "real_share", "loss", "scene_weights", "pair_exposure")
 
     @classmethod
     def default(cls, name: str) -> Any:
@@ -149,7 +150,7 @@ class TrainConfig:
 
         ``world``: processes sharing the batch; ``sync_bn``: the discriminators' BatchNorm sees the global batch.
         """
-        for k in ("stage", "schedule", "precision", "loss", "scene_weights"):
+        for k in ("stage", "schedule", "precision", "loss", "scene_weights", "pair_exposure"):
             if getattr(self, k) is None:
                 setattr(self, k, self.default(k))
         if self.schedule not in ("step", "cosine"):
@@ -158,6 +159,8 @@ class TrainConfig:
             raise InputError(f"--loss must be l2, l1 or psnr, not {self.loss!r}")
         if self.scene_weights not in ("patches", "equal"):
             raise InputError(f"--scene-weights must be patches or equal, not {self.scene_weights!r}")
+        if self.pair_exposure not in ("as-is", "bt2408"):
+            raise InputError(f"--pair-exposure must be as-is or bt2408, not {self.pair_exposure!r}")
         if self.stage not in ("jsinet", "jsigan", "both"):
             raise InputError(f"--stage must be jsinet, jsigan or both, not {self.stage!r}")
         self.scale = int(self.scale or self.default("scale"))
