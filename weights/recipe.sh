@@ -31,6 +31,16 @@ if [ "$PRESET" = cpu ]; then
   # real pairs; the shipped x4 file was made with 2e-6); 160x160 HR patches as the discriminators need.
   GAN="--steps 100 --hr-patch 160 --gan-lr 1.5e-6 --val-interval 50 --ckpt-interval 50"
   COMMON="--batch-size 8 --val-patches 200 --val-interval 500 --ckpt-interval 500 --threads 1"
+  if [ -n "$INIT" ]; then
+    # Warm restarts (session 5, the shipped jsinet-x2): real pairs' global brightness divided out
+    # (--pair-exposure bt2408), every scene drawn alike (--scene-weights equal), half the patches
+    # from real pairs, 1000 steps (x2) / 800 (x4) at lr 1e-4, cosine, L2.
+    MIX="--pair-exposure bt2408 --scene-weights equal --real-share 0.5"
+    X2="--steps 1000 --hr-patch 96 --lr 1e-4 --schedule cosine $MIX"
+    X4="--steps 800 --hr-patch 128 --lr 1e-4 --schedule cosine $MIX"
+    GAN="$GAN $MIX"
+    COMMON="--batch-size 8 --val-patches 200 --val-interval 250 --ckpt-interval 250 --threads 1"
+  fi
 else
   # The paper: 250 epochs of batch 8 at HR 160 (x0.1 at 80 % and 90 %), then 10 epochs of JSI-GAN.
   X2="--epochs 250"
