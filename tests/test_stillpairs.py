@@ -191,4 +191,4 @@ def test_pair_exposure_anchors_training_shadows_at_bt2408_and_keeps_the_highligh
     assert gains["noshadow"] == pytest.approx(2.4, rel=0.01)  # no shadows: the mid-tone band decides
     for name, b, h in zip(train.names, before, train.hdr):
         assert np.allclose(h.astype(np.float32) * gains[name], b, rtol=2e-3)  # one gain per picture: highlights keep their x3
-    assert StillPairSource.__name__ in type(val).__name__ and float(val.hdr[0].max()) == pytest.approx(255 / 255 * 203 * 1.6 * 3, rel=1e-3)
+    assert isinstance(val, StillPairSource) and float(val.hdr[0].max()) == pytest.approx(255 / 255 * 203 * 1.6 * 3, rel=1e-3)

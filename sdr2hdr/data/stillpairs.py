@@ -142,8 +142,9 @@ def shadow_gain(sdr8: np.ndarray, hdr: np.ndarray, min_share: float = 0.01) -> f
     ``sdr8``: ``h x w x 3`` uint8 sRGB R'G'B' (BT.709); ``hdr``: linear BT.2020 RGB in cd/m².
     """
     with single_thread():
-        y_sdr = color.srgb_eotf(torch.from_numpy(sdr8.astype(np.float32) / 255.0)).numpy() @ np.array([0.2126, 0.7152, 0.0722], np.float32)
-        y_hdr = hdr.astype(np.float32) @ np.array([0.2627, 0.6780, 0.0593], np.float32)
+        sdr_light = color.srgb_eotf(torch.from_numpy(sdr8.astype(np.float32) / 255.0).permute(2, 0, 1))
+        y_sdr = color.luminance(sdr_light, "bt709").numpy()
+        y_hdr = color.luminance(torch.from_numpy(hdr.astype(np.float32)).permute(2, 0, 1), "bt2020").numpy()
     for lo, hi in GAIN_BANDS:
         m = (y_sdr >= lo) & (y_sdr < hi)
         if m.mean() >= min_share:

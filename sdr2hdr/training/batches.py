@@ -28,7 +28,7 @@ def datasets(cfg: TrainConfig, main: bool) -> tuple[Any, dict[str, Any], Any]:
         spec.anchor_pair_exposure()
     trainset = {
         st: TrainPatches(spec.train, scale=cfg.scale, seed=cfg.seed, hr_patch=cfg.hr_patch, degradation=cfg.degradation,  # type: ignore[arg-type]
-                         stream=i, real_share=cfg.real_share, scene_weights=cfg.scene_weights or "patches")
+                         stream=i, real_share=cfg.real_share, scene_weights=cfg.scene_weights)
         for i, st in enumerate(STAGES)
     }
     valset = None

@@ -208,7 +208,7 @@ def save_run_weights(
         "schedule": cfg.schedule if variant == "jsinet" else "paper", "precision": precision,
         "init": cfg.init or "", "data": [str(d) for d in cfg.data], "heldout_forced": list(cfg.heldout),
         "real_share": "" if cfg.real_share is None else cfg.real_share, "loss": cfg.loss if variant == "jsinet" else "gan",
-        "scene_weights": cfg.scene_weights or "patches", "pair_exposure": cfg.pair_exposure or "as-is",
+        "scene_weights": cfg.scene_weights, "pair_exposure": cfg.pair_exposure,
     }
     save_weights(
         g, path, architecture="jsinet", scale=scale, variant=variant,
