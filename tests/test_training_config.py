@@ -13,7 +13,7 @@ from sdr2hdr.errors import InputError
 from sdr2hdr.training import TrainConfig, TrainResult
 
 RUN_DEFAULTS = {"stage": "both", "scale": 2, "batch_size": 8, "seed": 0, "hr_patch": 160, "schedule": "step", "precision": "auto",
-                "heldout_fraction": 0.15}
+                "heldout_fraction": 0.15, "grid_weight": 0.0}
 
 
 def test_unset_run_options_resolve_to_their_defaults() -> None:
@@ -74,6 +74,7 @@ def test_resume_takes_the_runs_options_and_refuses_others(tmp_path: Path) -> Non
     ({"scale": 3}, 1, "--scale must be 2 or 4"),
     ({"schedule": "linear"}, 1, "--schedule must be step or cosine"),
     ({"loss": "huber"}, 1, "--loss must be l2, l1 or psnr"),
+    ({"grid_weight": -1.0}, 1, "--grid-weight must be a finite number >= 0"),
     ({"hr_patch": 96}, 1, "JSI-GAN's discriminators take 160x160"),
     ({"hr_patch": 30, "stage": "jsinet"}, 1, "must be a multiple of 4"),
     ({"batch_size": 2}, 1, "at least 3 patches per discriminator batch"),

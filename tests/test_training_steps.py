@@ -109,3 +109,42 @@ def test_psnr_loss_weighs_every_patch_alike() -> None:
         reconstruction_loss(p, y, kind).backward()
         g = p.grad[:, 0, 0, 0]
         assert float(g[1] / g[0]) == pytest.approx(ratio, rel=1e-3)  # eps 1e-8 in the log
+
+
+def test_subpixel_grid_loss_sees_only_the_repeating_part() -> None:
+    """The grid term is the mean square of a pattern that repeats every ``scale`` pixels, blind to
+    block-constant errors, and small for texture-like (independent) errors."""
+    from sdr2hdr.models.losses import subpixel_grid_loss
+
+    gen = torch.Generator().manual_seed(0)
+    y = torch.rand(2, 3, 32, 48, generator=gen)
+    for s in (2, 4):
+        assert float(subpixel_grid_loss(y, y, s)) == 0.0
+        blocks = F.interpolate(torch.randn(2, 3, 32 // s, 48 // s, generator=gen), scale_factor=s, mode="nearest")
+        assert float(subpixel_grid_loss(y + 0.1 * blocks, y, s)) == pytest.approx(0.0, abs=1e-12)
+        tile = torch.randn(1, 3, s, s, generator=gen)
+        tile = tile - tile.mean((2, 3), keepdim=True)  # zero mean over the block: all of it is "grid"
+        grid = tile.repeat(2, 1, 32 // s, 48 // s) * 0.01
+        assert float(subpixel_grid_loss(y + grid, y, s)) == pytest.approx(float((grid * grid).mean()), rel=1e-5)
+        noise = 0.01 * torch.randn(2, 3, 32, 48, generator=gen)
+        mse = float((noise * noise).mean())
+        # independent errors: the 4 x 4 LR window leaves about (1 - 1/s^2) / 16 of their power
+        assert float(subpixel_grid_loss(y + noise, y, s)) < 0.15 * mse
+    with pytest.raises(ValueError, match="multiples"):
+        subpixel_grid_loss(y[..., :31, :], y[..., :31, :], 2)
+
+
+def test_jsinet_step_adds_the_weighted_grid_term() -> None:
+    from sdr2hdr.models.losses import subpixel_grid_loss
+    from sdr2hdr.training.steps import jsinet_step, reconstruction_loss
+
+    torch.manual_seed(0)
+    g = torch.nn.Sequential(torch.nn.Conv2d(3, 12, 3, padding=1), torch.nn.PixelShuffle(2))
+    x, y = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        p = g(x)
+        rec, grid = float(reconstruction_loss(p, y)), float(subpixel_grid_loss(p, y, 2))
+    opt = torch.optim.Adam(g.parameters(), lr=1e-3)
+    out = jsinet_step(g, opt, x, y, 1e-3, grid_weight=30.0, scale=2)
+    assert out["grid"] == pytest.approx(grid, rel=1e-5) and out["loss"] == pytest.approx(rec + 30.0 * grid, rel=1e-5)
+    assert "grid" not in jsinet_step(g, opt, x, y, 1e-3)  # the paper's loss by default

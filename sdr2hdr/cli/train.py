@@ -56,6 +56,9 @@ def _degradation_default(name: str) -> Any:
               help="JSInet learning-rate schedule: the paper's steps (x0.1 at 80 %, 90 %) or warm-up + cosine to 0 (short runs).")
 @click.option("--loss", type=click.Choice(["l2", "l1", "psnr"]), default=D("loss"), show_default=True,
               help="JSInet loss: l2 (the paper), l1, or psnr (mean per-patch log MSE: every patch's PSNR counts alike).")
+@click.option("--grid-weight", type=click.FloatRange(min=0), default=D("grid_weight"), show_default=True,
+              help="JSInet: extra weight on the part of the error that repeats every SCALE pixels (the up-sampler's grid, "
+                   "plain to see in flat areas but a tiny share of L2); 0 is the paper's loss.")
 @click.option("--init", type=click.Path(path_type=str), default=None,
               help="Starting weights (.safetensors or a registered model name): JSInet continues from them (a warm restart "
                    "with its own schedule); with --stage jsigan, the JSInet to fine-tune.  "

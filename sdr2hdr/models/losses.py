@@ -33,6 +33,7 @@ __all__ = [
     "rahinge_g_loss",
     "feature_matching_loss",
     "reconstruction_loss",
+    "subpixel_grid_loss",
     "discriminator_losses",
     "generator_loss",
 ]
@@ -71,6 +72,29 @@ def feature_matching_loss(real_fms: Sequence[Tensor], fake_fms: Sequence[Tensor]
 def reconstruction_loss(target: Tensor, pred: Tensor) -> Tensor:
     """L2 reconstruction ``mean((Y - P)**2)``."""
     return F.mse_loss(pred.float(), target.float(), reduction="mean")
+
+
+def subpixel_grid_loss(pred: Tensor, target: Tensor, scale: int, window: int = 4) -> Tensor:
+    """Mean square of the part of ``pred - target`` that repeats every ``scale`` pixels (not in the paper).
+
+    ``pred``, ``target``: ``B x C x H x W`` (H, W multiples of ``scale``; any units, the loss is in their square).
+    The residual is split by sub-pixel position (``pixel_unshuffle``: ``scale**2`` maps of LR size); each
+    position's deviation from the mean of its ``scale x scale`` block is averaged over ``window x window``
+    LR pixels, so residual texture averages out and what is left is a pattern that is the same in
+    neighbouring blocks: the up-sampler's grid. That grid holds a tiny share of the residual's power, so
+    L2 barely pushes on it, but it is plain to see (and to HDR-VDP) in flat areas. Zero when the
+    prediction is exact; blind to any error that is constant over each block.
+    """
+    s = int(scale)
+    r = pred.float() - target.float()
+    b, c, h, w = r.shape
+    if s < 2 or h % s or w % s:
+        raise ValueError(f"need scale >= 2 and H, W multiples of it, got scale {s} for {h} x {w}")
+    u = F.pixel_unshuffle(r, s).reshape(b, c, s * s, h // s, w // s)
+    u = (u - u.mean(2, keepdim=True)).reshape(b, c * s * s, h // s, w // s)
+    k = max(1, min(int(window), h // s, w // s))
+    g = F.avg_pool2d(u, k, stride=1)
+    return (g * g).mean()
 
 
 def discriminator_losses(

@@ -208,6 +208,7 @@ def save_run_weights(
         "schedule": cfg.schedule if variant == "jsinet" else "paper", "precision": precision,
         "init": cfg.init or "", "data": [str(d) for d in cfg.data], "heldout_forced": list(cfg.heldout),
         "real_share": "" if cfg.real_share is None else cfg.real_share, "loss": cfg.loss if variant == "jsinet" else "gan",
+        "grid_weight": cfg.grid_weight if variant == "jsinet" else 0.0,
         "scene_weights": cfg.scene_weights, "pair_exposure": cfg.pair_exposure,
     }
     save_weights(

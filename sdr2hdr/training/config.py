@@ -61,6 +61,7 @@ class TrainConfig:
     gan_lr: float = 1e-6
     schedule: str | None = _run_option("step")  # stage-1 lr: "step" (x0.1 at 80 % / 90 %) or "cosine"
     loss: str | None = _run_option("l2")  # stage-1 loss: "l2" (the paper), "l1" or "psnr" (training.steps)
+    grid_weight: float | None = _run_option(0.0)  # stage-1 extra weight on the up-sampler's grid (models.losses.subpixel_grid_loss)
     init: str | None = None  # starting weights: stage 1 (warm restart), or stage 2 when stage is "jsigan"
     heldout: list[str] = field(default_factory=list)  # scenes held out besides the hash rule
     real_share: float | None = None  # share of patches from real SDR/HDR pairs; None: by patch count
@@ -86,7 +87,7 @@ class TrainConfig:
 
     #: Options that define the run: a resumed run takes them from the checkpoint.
     RUN_KEYS = ("stage", "scale", "steps", "epochs", "gan_steps", "gan_epochs", "batch_size", "seed", "hr_patch", "heldout_fraction",
-                "schedule", "precision", "real_share", "loss", "scene_weights", "pair_exposure")
+                "schedule", "precision", "real_share", "loss", "grid_weight", "scene_weights", "pair_exposure")
 
     @classmethod
     def default(cls, name: str) -> Any:
@@ -150,9 +151,11 @@ class TrainConfig:
 
         ``world``: processes sharing the batch; ``sync_bn``: the discriminators' BatchNorm sees the global batch.
         """
-        for k in ("stage", "schedule", "precision", "loss", "scene_weights", "pair_exposure"):
+        for k in ("stage", "schedule", "precision", "loss", "grid_weight", "scene_weights", "pair_exposure"):
             if getattr(self, k) is None:
                 setattr(self, k, self.default(k))
+        if not 0.0 <= float(self.grid_weight or 0.0) < float("inf"):
+            raise InputError(f"--grid-weight must be a finite number >= 0, not {self.grid_weight}")
         if self.schedule not in ("step", "cosine"):
             raise InputError(f"--schedule must be step or cosine, not {self.schedule!r}")
         if self.loss not in ("l2", "l1", "psnr"):

@@ -103,18 +103,26 @@ def reconstruction_loss(p: torch.Tensor, y: torch.Tensor, kind: str = "l2") -> t
 
 def jsinet_step(
     g: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, lr: float,
-    *, autocast: Callable[[], Any] = contextlib.nullcontext, loss: str = "l2",
+    *, autocast: Callable[[], Any] = contextlib.nullcontext, loss: str = "l2", grid_weight: float = 0.0, scale: int = 0,
 ) -> dict[str, float]:
-    """One JSInet step: :func:`reconstruction_loss` of kind ``loss`` (the paper's L2 by default), Adam at ``lr``.
-    Returns ``{"loss", "lr"}``."""
+    """One JSInet step: :func:`reconstruction_loss` of kind ``loss`` (the paper's L2 by default), plus
+    ``grid_weight`` x :func:`~sdr2hdr.models.losses.subpixel_grid_loss` at ``scale`` when it is > 0, Adam at ``lr``.
+    Returns ``{"loss", "lr"}`` and, with the grid term, ``"grid"`` (unweighted)."""
+    from sdr2hdr.models.losses import subpixel_grid_loss
+
     set_lr(opt, lr)
     with autocast():
         p = g(x)
     value = reconstruction_loss(p, y, loss)
+    out = {"lr": lr}
+    if grid_weight > 0:
+        grid = subpixel_grid_loss(p, y, scale)
+        value = value + grid_weight * grid
+        out["grid"] = float(grid.detach())
     opt.zero_grad(set_to_none=True)
     value.backward()
     opt.step()
-    return {"loss": float(value.detach()), "lr": lr}
+    return {"loss": float(value.detach()), **out}
 
 
 def jsigan_step(
