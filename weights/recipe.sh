@@ -32,12 +32,18 @@ if [ "$PRESET" = cpu ]; then
   GAN="--steps 100 --hr-patch 160 --gan-lr 1.5e-6 --val-interval 50 --ckpt-interval 50"
   COMMON="--batch-size 8 --val-patches 200 --val-interval 500 --ckpt-interval 500 --threads 1"
   if [ -n "$INIT" ]; then
-    # Warm restarts (session 5, the shipped jsinet-x2): real pairs' global brightness divided out
+    # Warm restarts (session 5; SESSION=5 runs these): real pairs' global brightness divided out
     # (--pair-exposure bt2408), every scene drawn alike (--scene-weights equal), half the patches
     # from real pairs, 1000 steps (x2) / 800 (x4) at lr 1e-4, cosine, L2.
     MIX="--pair-exposure bt2408 --scene-weights equal --real-share 0.5"
     X2="--steps 1000 --hr-patch 96 --lr 1e-4 --schedule cosine $MIX"
     X4="--steps 800 --hr-patch 128 --lr 1e-4 --schedule cosine $MIX"
+    # Session 6 (the shipped JSInets): x2 1200 steps as above, then both a second warm restart of
+    # 600 (x2) / 800 (x4) steps at lr 5e-5 with the sub-pixel grid term; JSI-GAN not redone.
+    if [ "${SESSION:-6}" = 6 ]; then
+      X2="--steps 600 --hr-patch 96 --lr 5e-5 --schedule cosine --grid-weight 20 $MIX"
+      X4="--steps 800 --hr-patch 128 --lr 5e-5 --schedule cosine --grid-weight 20 $MIX"
+    fi
     GAN="$GAN $MIX"
     COMMON="--batch-size 8 --val-patches 200 --val-interval 250 --ckpt-interval 250 --threads 1"
   fi
