@@ -39,7 +39,7 @@ if [ "$PRESET" = cpu ]; then
     X2="--steps 1000 --hr-patch 96 --lr 1e-4 --schedule cosine $MIX"
     X4="--steps 800 --hr-patch 128 --lr 1e-4 --schedule cosine $MIX"
     # Session 6 (the shipped JSInets): x2 1200 steps as above, then both a second warm restart of
-    # 600 (x2) / 800 (x4) steps at lr 5e-5 with the sub-pixel grid term; JSI-GAN not redone.
+    # 600 (x2) / 800 (x4) steps at lr 5e-5 with the sub-pixel grid term; JSI-GAN redone for x4 only.
     if [ "${SESSION:-6}" = 6 ]; then
       X2="--steps 600 --hr-patch 96 --lr 5e-5 --schedule cosine --grid-weight 20 $MIX"
       X4="--steps 800 --hr-patch 128 --lr 5e-5 --schedule cosine --grid-weight 20 $MIX"
