@@ -154,7 +154,7 @@ class TrainConfig:
         for k in ("stage", "schedule", "precision", "loss", "grid_weight", "scene_weights", "pair_exposure"):
             if getattr(self, k) is None:
                 setattr(self, k, self.default(k))
-        if not 0.0 <= float(self.grid_weight or 0.0) < float("inf"):
+        if not 0.0 <= float(self.grid_weight) < float("inf"):
             raise InputError(f"--grid-weight must be a finite number >= 0, not {self.grid_weight}")
         if self.schedule not in ("step", "cosine"):
             raise InputError(f"--schedule must be step or cosine, not {self.schedule!r}")

@@ -200,7 +200,7 @@ class Trainer:
         def step_fn(x: torch.Tensor, y: torch.Tensor, step: int) -> dict[str, float]:
             return jsinet_step(gm, opt, x, y, stage1_lr(step, total, cfg.lr, cfg.schedule or "step"),
                                autocast=self.precision.autocast, loss=cfg.loss or "l2",
-                               grid_weight=float(cfg.grid_weight or 0.0), scale=int(cfg.scale or 0))
+                               grid_weight=float(cfg.grid_weight), scale=int(cfg.scale or 0))
 
         return self._loop("jsinet", total, step0, step_fn, gm, {"generator": g}, {"opt_g": opt})
 
