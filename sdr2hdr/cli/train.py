@@ -67,9 +67,11 @@ def _degradation_default(name: str) -> Any:
               help="Hold out this scene (file stem or pair folder name) besides the hash rule (repeatable).")
 @click.option("--real-share", type=click.FloatRange(0, 1), default=None,
               help="Share of training patches drawn from real SDR/HDR pairs when synthesised scenes are trained too.  [default: by patch count]")
-@click.option("--scene-weights", type=click.Choice(["patches", "equal"]), default=D("scene_weights"), show_default=True,
-              help="How often each training scene is drawn: by its patch count, or each scene of a kind (real pairs, "
-                   "synthesised) alike, so small scenes (a 384x512 phone photo) are not drowned by large ones.")
+@click.option("--scene-weights", type=click.Choice(["patches", "equal", "psnr"]), default=D("scene_weights"), show_default=True,
+              help="How often each training scene is drawn: by its patch count; each scene of a kind (real pairs, "
+                   "synthesised) alike, so small scenes (a 384x512 phone photo) are not drowned by large ones; or psnr: "
+                   "in proportion to 1 / the --init model's MSE on the scene (floored at 40 dB), so L2 follows the "
+                   "frame-averaged PSNR the test sets report.")
 @click.option("--pair-exposure", type=click.Choice(["as-is", "bt2408"]), default=D("pair_exposure"), show_default=True,
               help="Real training pairs' HDR as the camera made it, or rescaled so their shadows sit at the BT.2408 level "
                    "(a few cameras brighten the whole picture; held-out pairs always stay as made).")

@@ -49,6 +49,8 @@ class DataSpec:
     files: list[Path]
     #: Gains divided out of training pairs' HDR by :meth:`anchor_pair_exposure` (scene -> gain).
     pair_gains: dict[str, float] = field(default_factory=dict)
+    #: The --init model's MSE per training scene when scenes are drawn by it (``train --scene-weights psnr``).
+    scene_mse: dict[str, float] = field(default_factory=dict)
 
     def anchor_pair_exposure(self) -> dict[str, float]:
         """Put every training photo pair's shadows at their BT.2408 level

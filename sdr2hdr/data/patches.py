@@ -20,10 +20,23 @@ from torch.utils.data import Dataset
 from sdr2hdr.data.degrade import Degradation
 from sdr2hdr.data.sources import MatSource, Source, _crop_flip_rng, single_thread
 
-__all__ = ["VAL_SEED", "StepBatchSampler", "TrainPatches", "ValPatches"]
+__all__ = ["MSE_FLOOR", "VAL_SEED", "StepBatchSampler", "TrainPatches", "ValPatches", "inverse_mse_weights"]
 
 #: Validation patches are drawn with this seed whatever ``--seed`` is, so runs compare.
 VAL_SEED = 20200207
+
+
+#: MSE (of /1023 code values) below which a scene counts as this good for ``scene_weights`` "psnr": 1e-4 is 40 dB.
+MSE_FLOOR = 1e-4
+
+
+def inverse_mse_weights(mse: np.ndarray, floor: float = MSE_FLOOR) -> np.ndarray:
+    """Relative draw weight per scene: ``1 / max(MSE, floor)``, the gradient weight of mean log MSE
+    (:mod:`sdr2hdr.training.scene_error` says why)."""
+    mse = np.asarray(mse, dtype=np.float64)
+    if mse.ndim != 1 or not np.all(np.isfinite(mse)) or np.any(mse < 0):
+        raise ValueError("scene MSEs must be a 1-D array of finite numbers >= 0")
+    return 1.0 / np.maximum(mse, floor)
 
 
 def _pick(sources: Sequence[Source], cum: np.ndarray, table: list[tuple[int, int]], rng: np.random.Generator) -> tuple[Source, int]:
@@ -39,23 +52,32 @@ class _Sampler:
 
     Scenes are drawn in proportion to their patch count (``scene_weights``
     "patches") or, with "equal", each scene of a kind (real pairs, synthesised)
-    alike, with the kinds keeping their patch-count shares; with ``real_share``
-    (0..1) the real pairs' weights are scaled so that this share of patches
-    comes from them (when both real and synthesised scenes are present).
+    alike, with the kinds keeping their patch-count shares; "psnr" draws each
+    scene of a kind in proportion to ``1 / max(MSE, 1e-4)`` of ``scene_error``
+    (a model's MSE per scene in table order,
+    :mod:`sdr2hdr.training.scene_error`), the kinds again keeping their shares.
+    With ``real_share`` (0..1) the real pairs' weights are scaled so that this
+    share of patches comes from them (when both real and synthesised scenes are present).
     """
 
-    def __init__(self, sources: Sequence[Source], hr: int, real_share: float | None = None, scene_weights: str = "patches") -> None:
-        if scene_weights not in ("patches", "equal"):
-            raise ValueError(f"scene_weights must be 'patches' or 'equal', not {scene_weights!r}")
+    def __init__(self, sources: Sequence[Source], hr: int, real_share: float | None = None, scene_weights: str = "patches",
+                 scene_error: Sequence[float] | None = None) -> None:
+        if scene_weights not in ("patches", "equal", "psnr"):
+            raise ValueError(f"scene_weights must be 'patches', 'equal' or 'psnr', not {scene_weights!r}")
         self.sources = list(sources)
         self.table = [(si, i) for si, s in enumerate(self.sources) for i in range(len(s.names))]
         w = np.array([self.sources[si].weight(i, hr) for si, i in self.table], dtype=np.float64)
         self.epoch_size = int(w.sum())
         real = np.array([self.sources[si].real for si, _ in self.table], dtype=bool)
-        if scene_weights == "equal":
+        if scene_weights in ("equal", "psnr"):
+            inv = np.ones_like(w)
+            if scene_weights == "psnr":
+                if scene_error is None or len(scene_error) != len(w):
+                    raise ValueError(f"scene_weights 'psnr' needs one MSE per scene ({len(w)})")
+                inv = inverse_mse_weights(np.asarray(scene_error, dtype=np.float64))
             for kind in (real, ~real):
                 if kind.any():
-                    w = np.where(kind, w[kind].sum() / kind.sum(), w)
+                    w = np.where(kind, w[kind].sum() * inv / inv[kind].sum(), w)
         if real_share is not None and real.any() and (~real).any():
             w = np.where(real, w * real_share / w[real].sum(), w * (1.0 - real_share) / w[~real].sum())
         self.cum = np.cumsum(w)
@@ -67,7 +89,8 @@ class TrainPatches(Dataset):
     ``stream`` separates the sample sequences of the two training stages;
     ``real_share`` is the share of patches drawn from real SDR/HDR pairs
     (default: in proportion to their patch count); ``scene_weights`` "equal"
-    draws each scene of a kind alike instead of by its patch count.
+    draws each scene of a kind alike instead of by its patch count, "psnr" by
+    ``1 / MSE`` of ``scene_error`` (one model MSE per scene, see :class:`_Sampler`).
 
     Returns ``(sdr uint8 3 x hr/s x hr/s, hdr int16 3 x hr x hr)`` as torch tensors.
     When the only source is the authors' .mat file, items follow a seeded
@@ -77,13 +100,13 @@ class TrainPatches(Dataset):
     def __init__(
         self, sources: Sequence[Source], *, scale: int, seed: int, hr_patch: int = 160,
         degradation: Degradation = Degradation(), stream: int = 0, real_share: float | None = None,
-        scene_weights: str = "patches",
+        scene_weights: str = "patches", scene_error: Sequence[float] | None = None,
     ) -> None:
         if hr_patch % (2 * scale):
             raise ValueError(f"HR patch {hr_patch} must be a multiple of 2 x scale = {2 * scale}")
         self.sources = list(sources)
         self.scale, self.seed, self.hr, self.deg, self.stream = scale, int(seed), hr_patch, degradation, int(stream)
-        self._s = _Sampler(self.sources, hr_patch, real_share, scene_weights)
+        self._s = _Sampler(self.sources, hr_patch, real_share, scene_weights, scene_error)
         self._mat = self.sources[0] if len(self.sources) == 1 and isinstance(self.sources[0], MatSource) else None
         self._perm: tuple[int, np.ndarray] | None = None
 

@@ -26,9 +26,15 @@ def datasets(cfg: TrainConfig, main: bool) -> tuple[Any, dict[str, Any], Any]:
                            heldout_fraction=cfg.heldout_fraction, heldout=cfg.heldout)
     if cfg.pair_exposure == "bt2408":
         spec.anchor_pair_exposure()
+    error = None
+    if cfg.scene_weights == "psnr":
+        from sdr2hdr.training.scene_error import init_scene_error
+
+        error = init_scene_error(str(cfg.init), spec.train, scale=int(cfg.scale or 0), hr=cfg.hr_patch, degradation=cfg.degradation)
+        spec.scene_mse = dict(zip([n for s in spec.train for n in s.names], error.tolist()))
     trainset = {
         st: TrainPatches(spec.train, scale=cfg.scale, seed=cfg.seed, hr_patch=cfg.hr_patch, degradation=cfg.degradation,  # type: ignore[arg-type]
-                         stream=i, real_share=cfg.real_share, scene_weights=cfg.scene_weights)
+                         stream=i, real_share=cfg.real_share, scene_weights=cfg.scene_weights, scene_error=error)
         for i, st in enumerate(STAGES)
     }
     valset = None

@@ -66,7 +66,7 @@ class TrainConfig:
     heldout: list[str] = field(default_factory=list)  # scenes held out besides the hash rule
     real_share: float | None = None  # share of patches from real SDR/HDR pairs; None: by patch count
     pair_exposure: str | None = _run_option("as-is")  # real pairs' HDR: "as-is" or "bt2408" (shadows anchored, StillPairSource)
-    scene_weights: str | None = _run_option("patches")  # "patches": scenes drawn by patch count; "equal": each scene alike
+    scene_weights: str | None = _run_option("patches")  # "patches": by patch count; "equal": each scene alike; "psnr": by 1/MSE of --init
     val_patches: int = 500
     val_interval: int = 1000
     val_batch: int = 16
@@ -160,8 +160,10 @@ class TrainConfig:
             raise InputError(f"--schedule must be step or cosine, not {self.schedule!r}")
         if self.loss not in ("l2", "l1", "psnr"):
             raise InputError(f"--loss must be l2, l1 or psnr, not {self.loss!r}")
-        if self.scene_weights not in ("patches", "equal"):
-            raise InputError(f"--scene-weights must be patches or equal, not {self.scene_weights!r}")
+        if self.scene_weights not in ("patches", "equal", "psnr"):
+            raise InputError(f"--scene-weights must be patches, equal or psnr, not {self.scene_weights!r}")
+        if self.scene_weights == "psnr" and not self.init:
+            raise InputError("--scene-weights psnr weighs each scene by the --init model's error: give --init")
         if self.pair_exposure not in ("as-is", "bt2408"):
             raise InputError(f"--pair-exposure must be as-is or bt2408, not {self.pair_exposure!r}")
         if self.stage not in ("jsinet", "jsigan", "both"):

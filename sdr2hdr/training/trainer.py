@@ -90,6 +90,7 @@ class Trainer:
         self.log(event="start" if self.ckpt is None else "resume", stage=start_stage, step=start_step, plan=self.plan,
                  device=str(self.device), world=self.dist.world, data=self.spec.describe(),
                  pair_gains={k: round(v, 4) for k, v in self.spec.pair_gains.items()},
+                 **({"scene_mse": self.spec.scene_mse} if self.spec.scene_mse else {}),
                  train_samples_per_epoch=self.trainset["jsinet"].epoch_size, val_patches=0 if self.valset is None else len(self.valset))
         interrupted = False
         try:
