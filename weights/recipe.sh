@@ -17,6 +17,7 @@ RUNS=${RUNS:-runs/recipe}
 PRESET=${PRESET:-paper}
 SCALES=${SCALES:-2 4}
 INIT=${INIT:-}
+GAN2=""   # extra JSI-GAN options for x2 only
 DATA="--data $SHARED/stills --data $SHARED/pairs"
 HELDOUT="--heldout crabbyavif_iphone15pro_heic"   # with the hash rule: 3 real pairs held out
 mkdir -p "$RUNS"
@@ -40,11 +41,14 @@ if [ "$PRESET" = cpu ]; then
     X4="--steps 800 --hr-patch 128 --lr 1e-4 --schedule cosine $MIX"
     # Session 6 (the shipped JSInets): x2 1200 steps as above, then both a second warm restart of
     # 600 (x2) / 800 (x4) steps at lr 5e-5 with the sub-pixel grid term; JSI-GAN redone for x4 only.
-    if [ "${SESSION:-6}" = 6 ]; then
+    if [ "${SESSION:-7}" != 5 ]; then
       X2="--steps 600 --hr-patch 96 --lr 5e-5 --schedule cosine --grid-weight 20 $MIX"
       X4="--steps 800 --hr-patch 128 --lr 5e-5 --schedule cosine --grid-weight 20 $MIX"
     fi
     GAN="$GAN $MIX"
+    # Session 7: JSI-GAN x2 at gan-lr 4e-6 (1.5e-6 moved the x2 output by ~1 10-bit code); the shipped file is the
+    # run's best validation step (50), i.e. RUNS/x2-gan/jsigan-x2-best.safetensors.
+    if [ "${SESSION:-7}" = 7 ]; then GAN2="--gan-lr 4e-6"; fi
     COMMON="--batch-size 8 --val-patches 200 --val-interval 250 --ckpt-interval 250 --threads 1"
   fi
 else
@@ -65,7 +69,7 @@ stage1() {  # scale
   sdr2hdr train $DATA $HELDOUT --scale "$s" --stage jsinet --out "$RUNS/x$s" $COMMON $opts $init -q
   # shellcheck disable=SC2086
   sdr2hdr train $DATA $HELDOUT --scale "$s" --stage jsigan --out "$RUNS/x$s-gan" \
-    --init "$RUNS/x$s/jsinet-x$s-best.safetensors" $COMMON $GAN -q  # later options win
+    --init "$RUNS/x$s/jsinet-x$s-best.safetensors" $COMMON $GAN $([ "$s" = 2 ] && echo "$GAN2") -q  # later options win
 }
 pids=()
 for s in $SCALES; do stage1 "$s" & pids+=($!); done
