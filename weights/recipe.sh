@@ -61,15 +61,15 @@ fi
 
 sdr2hdr testset $DATA $HELDOUT --out "$RUNS/testset"
 stage1() {  # scale
-  local s=$1 opts=$X2
-  [ "$s" = 4 ] && opts=$X4
+  local s=$1 opts=$X2 gan="$GAN $GAN2"
+  [ "$s" = 4 ] && opts=$X4 && gan=$GAN
   local init=""
   [ -n "$INIT" ] && init="--init $INIT/jsinet-x$s.safetensors"
   # shellcheck disable=SC2086
   sdr2hdr train $DATA $HELDOUT --scale "$s" --stage jsinet --out "$RUNS/x$s" $COMMON $opts $init -q
   # shellcheck disable=SC2086
   sdr2hdr train $DATA $HELDOUT --scale "$s" --stage jsigan --out "$RUNS/x$s-gan" \
-    --init "$RUNS/x$s/jsinet-x$s-best.safetensors" $COMMON $GAN $([ "$s" = 2 ] && echo "$GAN2") -q  # later options win
+    --init "$RUNS/x$s/jsinet-x$s-best.safetensors" $COMMON $gan -q  # later options win
 }
 pids=()
 for s in $SCALES; do stage1 "$s" & pids+=($!); done

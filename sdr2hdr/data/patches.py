@@ -53,7 +53,7 @@ class _Sampler:
     Scenes are drawn in proportion to their patch count (``scene_weights``
     "patches") or, with "equal", each scene of a kind (real pairs, synthesised)
     alike, with the kinds keeping their patch-count shares; "psnr" draws each
-    scene of a kind in proportion to ``1 / max(MSE, 1e-4)`` of ``scene_error``
+    scene of a kind in proportion to :func:`inverse_mse_weights` of ``scene_error``
     (a model's MSE per scene in table order,
     :mod:`sdr2hdr.training.scene_error`), the kinds again keeping their shares.
     With ``real_share`` (0..1) the real pairs' weights are scaled so that this
@@ -74,7 +74,7 @@ class _Sampler:
             if scene_weights == "psnr":
                 if scene_error is None or len(scene_error) != len(w):
                     raise ValueError(f"scene_weights 'psnr' needs one MSE per scene ({len(w)})")
-                inv = inverse_mse_weights(np.asarray(scene_error, dtype=np.float64))
+                inv = inverse_mse_weights(np.asarray(scene_error))
             for kind in (real, ~real):
                 if kind.any():
                     w = np.where(kind, w[kind].sum() * inv / inv[kind].sum(), w)

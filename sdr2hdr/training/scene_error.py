@@ -21,10 +21,9 @@ import torch
 from torch import nn
 
 from sdr2hdr.data.degrade import Degradation
-from sdr2hdr.data.patches import MSE_FLOOR, inverse_mse_weights
 from sdr2hdr.data.sources import Source, single_thread
 
-__all__ = ["MSE_FLOOR", "PATCHES_PER_SCENE", "inverse_mse_weights", "scene_mse"]
+__all__ = ["PATCHES_PER_SCENE", "init_scene_error", "scene_mse"]
 
 #: Patches drawn per scene to measure its error.
 PATCHES_PER_SCENE = 8
