@@ -27,7 +27,8 @@ import torch
 
 from sdr2hdr import zoo
 from sdr2hdr.errors import Sdr2HdrError, one_line
-from sdr2hdr.evaluate import frame_metrics, iter_mat, parse_metrics
+from sdr2hdr.evaluate import aligned, frame_metrics, iter_mat, parse_metrics
+from sdr2hdr.outfile import commit, partial_file
 
 SETS = {"real": "_real", "synthetic": ""}
 
@@ -44,7 +45,7 @@ def sweep(model: str, testset: Path, scale: int, subset: str, alphas: list[float
     sdr = iter_mat(testset / f"testset{sfx}_SDR_x{scale}.mat", "SDR_YUV", 8)
     hdr = iter_mat(testset / f"testset{sfx}_HDR.mat", "HDR_YUV", 10)
     out: dict[float, list[dict[str, float]]] = {a: [] for a in alphas}
-    for (_, x), (_, ref) in zip(sdr, hdr):
+    for _, x, ref in aligned(sdr, hdr, names=("SDR input", "reference")):
         with torch.no_grad():
             m, b = net(x[None].float())[0].float(), base(x[None].float())[0].float()
         for a in alphas:
@@ -80,12 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         alphas = sorted({float(a) for a in args.alphas.split(",") if a.strip()})
         metrics = parse_metrics(args.metrics)
         result = sweep(args.model, args.testset, args.scale, args.subset, alphas, metrics)
+        print("\n".join(rows(result, metrics)))
+        if args.json:
+            with partial_file(args.json) as tmp:  # never a half-written file (signals, a full disk)
+                tmp.write_text(json.dumps({str(a): fr for a, fr in result.items()}, indent=1) + "\n")
+                commit(tmp, args.json)
     except (Sdr2HdrError, ValueError, OSError) as exc:
         print(f"blend_sweep: {one_line(exc)}", file=sys.stderr)
         return 1
-    print("\n".join(rows(result, metrics)))
-    if args.json:
-        args.json.write_text(json.dumps({str(a): fr for a, fr in result.items()}, indent=1) + "\n")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -46,13 +47,19 @@ def test_sweep_ends_are_the_baseline_and_the_model(tmp_path: Path) -> None:
     assert table[2].startswith("| 0 |") and table[-1].startswith("| 1 |") and "+" in table[-1]
 
 
-def test_cli_writes_json_and_reports_a_missing_set_in_one_line(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_cli_writes_json_and_reports_bad_test_sets_in_one_line(tmp_path: Path, capsys) -> None:  # noqa: ANN001
     _testset(tmp_path)
     out = tmp_path / "s.json"
     assert blend_sweep.main(["--testset", str(tmp_path), "--model", "inverse-reinhard-x2", "--scale", "2",
                              "--alphas", "0,1", "--metrics", "psnr", "--json", str(out)]) == 0
-    assert set(__import__("json").loads(out.read_text())) == {"0.0", "1.0"}
+    assert set(json.loads(out.read_text())) == {"0.0", "1.0"}
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["s.json", "testset_real_HDR.mat", "testset_real_SDR_x2.mat"]  # no partial left
     assert blend_sweep.main(["--testset", str(tmp_path), "--model", "bt2408-x2", "--scale", "2", "--set", "synthetic",
                              "--metrics", "psnr"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("blend_sweep: ") and "\n" not in err
+    hdr = np.zeros((1, 40, 48, 3), np.uint16)  # one reference frame for two inputs
+    write_authors_mat(tmp_path / "testset_real_HDR.mat", "HDR_YUV", hdr)
+    assert blend_sweep.main(["--testset", str(tmp_path), "--model", "bt2408-x2", "--scale", "2", "--metrics", "psnr"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("blend_sweep: ") and "frame counts differ" in err and "\n" not in err

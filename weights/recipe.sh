@@ -49,6 +49,8 @@ if [ "$PRESET" = cpu ]; then
     # Session 7: JSI-GAN x2 at gan-lr 4e-6 (1.5e-6 moved the x2 output by ~1 10-bit code); the shipped file is the
     # run's best validation step (50), i.e. RUNS/x2-gan/jsigan-x2-best.safetensors.
     if [ "${SESSION:-7}" = 7 ]; then GAN2="--gan-lr 4e-6"; fi
+    # Session 8 reran the x4 JSInet and JSI-GAN stages with exactly these options (the default SESSION=7) from the
+    # session-6 files; those are the shipped x4 files. Its x2 JSInet rerun was not kept.
     COMMON="--batch-size 8 --val-patches 200 --val-interval 250 --ckpt-interval 250 --threads 1"
   fi
 else
